@@ -1,0 +1,25 @@
+# Every dependency comes from Debian's packages (tools/install-deps.sh installs them).
+find_package(Threads REQUIRED)
+find_package(PkgConfig REQUIRED)
+
+set(BLA_VENDOR OpenBLAS)
+find_package(BLAS REQUIRED)
+find_path(LONGNET_CBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas-pthread openblas
+  PATHS /usr/include/x86_64-linux-gnu /usr/include/aarch64-linux-gnu REQUIRED)
+add_library(longnet_blas INTERFACE)
+target_include_directories(longnet_blas SYSTEM INTERFACE ${LONGNET_CBLAS_INCLUDE_DIR})
+target_link_libraries(longnet_blas INTERFACE ${BLAS_LIBRARIES})
+
+find_package(absl REQUIRED)
+find_package(Protobuf REQUIRED)
+# Debian's gRPC ships pkg-config files and the C++ plugin as a separate binary.
+pkg_check_modules(GRPCPP REQUIRED IMPORTED_TARGET grpc++)
+find_program(LONGNET_GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
+
+if(LONGNET_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+  include(GoogleTest)
+endif()
+if(LONGNET_BUILD_BENCH)
+  find_package(benchmark REQUIRED)
+endif()

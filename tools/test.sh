@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The test command: installs the Debian packages, configures, builds and runs every test.
+#   1. the default build (Release; CUDA sources compiled when nvcc exists) and its full test suite;
+#   2. a CPU-only (LONGNET_WITH_CUDA=OFF) build with AddressSanitizer + UndefinedBehaviorSanitizer,
+#      whose tests run under the sanitizers;
+#   3. a clang-format check of every source file.
+# Build trees go to build/ci-*; ccache keeps rebuilds fast.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+tools/install-deps.sh
+
+jobs=$(nproc)
+export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/longnet-ccache}"
+launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
+
+step() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
+
+step "format check"
+tools/format.sh --check
+
+step "configure + build: default (Release, LONGNET_WITH_CUDA=AUTO)"
+cmake -S . -B build/ci-release -G Ninja -DLONGNET_WERROR=ON "${launcher[@]}"
+cmake --build build/ci-release -j "$jobs"
+
+step "test: default build"
+ctest --test-dir build/ci-release --output-on-failure -j "$jobs"
+
+step "configure + build: CPU only, ASan + UBSan"
+cmake -S . -B build/ci-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGNET_WITH_CUDA=OFF \
+  -DLONGNET_SANITIZE=ON -DLONGNET_WERROR=ON -DLONGNET_BUILD_BENCH=OFF "${launcher[@]}"
+cmake --build build/ci-sanitize -j "$jobs"
+
+step "test: CPU only under ASan + UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build/ci-sanitize --output-on-failure -j "$jobs"
+
+step "all tests passed"
+
