@@ -1,0 +1,31 @@
+#pragma once
+
+#include <cstdint>
+
+#include "longnet/kernels/thread_pool.h"
+
+// Row-wise softmax over `dim` floats, stabilised by subtracting the row maximum. Optionally writes the
+// natural log-sum-exp of each row (lse = max + log(sum exp(x - max))), the quantity attention merges by.
+namespace longnet::kernels {
+
+// x and y rows are x_stride / y_stride floats apart; y may alias x (same pointer and stride).
+// Entries may be -inf (masked out): they get probability exactly 0. A row whose entries are all -inf
+// (or a row with dim == 0) has no distribution: its outputs are 0 and its lse is -inf, never NaN.
+// NaN or +inf inputs give NaN rows.
+struct SoftmaxShape {
+  int64_t rows = 0;
+  int64_t dim = 0;
+  int64_t x_stride = 0;
+  int64_t y_stride = 0;
+};
+
+namespace cpu {
+// `lse` (rows floats, contiguous) may be nullptr.
+void softmax(const SoftmaxShape& shape, const float* x, float* y, float* lse, ThreadPool& pool);
+}  // namespace cpu
+
+namespace reference {
+void softmax(const SoftmaxShape& shape, const float* x, float* y, float* lse);
+}  // namespace reference
+
+}  // namespace longnet::kernels
