@@ -104,8 +104,8 @@ bool Tensor::is_contiguous() const {
 }
 
 std::string Tensor::to_string() const {
-  return absl::StrCat("Tensor(", dtype_name(dtype_), ", ", dims_to_string(shape_), ", ", device_.to_string(),
-                      ")");
+  return absl::StrCat("Tensor(", std::string(dtype_name(dtype_)), ", ", dims_to_string(shape_), ", ",
+                      device_.to_string(), ")");
 }
 
 absl::StatusOr<int> Tensor::checked_dim(int dim, const char* op) const {

@@ -7,13 +7,18 @@ namespace longnet::kernels::cuda {
 namespace {
 
 struct Gelu {
-  // The exact (erf) form, as torchscale's default "gelu"; not the tanh approximation.
-  __device__ float operator()(float x) const { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+  // The exact form x/2 * (1 + erf(x/sqrt2)), not the tanh approximation; written with erfc (1 + erf(z) =
+  // erfc(-z)) so the negative tail keeps its relative accuracy. At -inf the formula gives -inf * 0 = NaN;
+  // the limit, like the reference's, is -0.
+  __device__ float operator()(float x) const {
+    if (isinf(x) && x < 0.0f) return -0.0f;
+    return 0.5f * x * erfcf(x * -0.70710678118654752f);
+  }
 };
 
 struct Relu {
-  // Written as a comparison, like the reference: NaN maps to 0 and -0 to +0 on every device.
-  __device__ float operator()(float x) const { return x > 0.0f ? x : 0.0f; }
+  // As the reference: NaN stays NaN (it is not hidden), -0 stays -0.
+  __device__ float operator()(float x) const { return x < 0.0f ? 0.0f : x; }
 };
 
 template <typename Op>

@@ -7,7 +7,9 @@ namespace longnet::kernels::cuda {
 namespace {
 
 __device__ float warp_sum(float v) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
+    v += __shfl_xor_sync(0xffffffffu, v, offset);
+  }
   return v;
 }
 
@@ -28,7 +30,8 @@ __device__ float block_sum(float v, float* partials) {
 
 // One block per row, rows strided by gridDim.x. Two passes for the variance (mean first, then the mean
 // of squared deviations): in fp32 this stays accurate for rows with a large mean, where E[x^2]-E[x]^2
-// would cancel. Every element is read and written by the same thread in all passes, so y may be x.
+// would cancel. Every element is read and written by the same thread in all passes, so y may be x
+// (in place: the same pointer and stride; otherwise x and y must not overlap).
 __global__ void __launch_bounds__(kLayerNormMaxThreads)
     layer_norm_kernel(LayerNormShape shape, const float* x, const float* gamma, const float* beta, float* y) {
   extern __shared__ float partials[];
@@ -38,7 +41,9 @@ __global__ void __launch_bounds__(kLayerNormMaxThreads)
     float* yr = y + row * shape.y_stride;
 
     float sum = 0.0f;
-    for (int64_t i = threadIdx.x; i < shape.dim; i += blockDim.x) sum += xr[i];
+    for (int64_t i = threadIdx.x; i < shape.dim; i += blockDim.x) {
+      sum += xr[i];
+    }
     const float mean = block_sum(sum, partials) * inv_dim;
 
     float squares = 0.0f;

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <iostream>
 #include <iterator>
+#include <limits>
+#include <ostream>
 #include <random>
 #include <string>
 #include <string_view>
@@ -25,6 +27,13 @@ namespace longnet::kernels {
 namespace {
 
 constexpr float kTolerance = 2e-4f;
+
+// Evaluates `expr` (an absl::Status) once; on error fails the test and prints the status.
+#define LONGNET_ASSERT_OK(expr)                             \
+  do {                                                      \
+    const absl::Status assert_ok_status = (expr);           \
+    ASSERT_TRUE(assert_ok_status.ok()) << assert_ok_status; \
+  } while (false)
 
 // A device buffer of floats that frees itself. Errors surface through status(), never as aborts.
 class DeviceFloats {
@@ -75,16 +84,28 @@ std::vector<float> random_floats(size_t n, float lo, float hi, uint32_t seed) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> dist(lo, hi);
   std::vector<float> v(n);
-  for (float& f : v) f = dist(rng);
+  for (float& f : v) {
+    f = dist(rng);
+  }
   return v;
 }
 
-// Index and size of the largest |a - b|, for a message that points at the first thing to look at.
-std::pair<size_t, float> max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+// Index and size of the largest |got - expected|, for a message that points at the first thing to look
+// at. Non-finite expected values must match exactly (NaN with NaN, inf with the same inf); a mismatch
+// there, or a NaN where a number was expected, counts as an infinite difference.
+std::pair<size_t, float> max_abs_diff(const std::vector<float>& got, const std::vector<float>& expected) {
   std::pair<size_t, float> worst{0, 0.0f};
-  for (size_t i = 0; i < a.size(); ++i) {
-    const float d = std::fabs(a[i] - b[i]);
-    if (!(d <= worst.second)) worst = {i, d};  // NaN counts as the worst
+  for (size_t i = 0; i < got.size(); ++i) {
+    float d = 0.0f;
+    if (std::isnan(expected[i])) {
+      d = std::isnan(got[i]) ? 0.0f : std::numeric_limits<float>::infinity();
+    } else if (std::isinf(expected[i])) {
+      d = got[i] == expected[i] ? 0.0f : std::numeric_limits<float>::infinity();
+    } else {
+      d = std::fabs(got[i] - expected[i]);
+      if (std::isnan(d)) d = std::numeric_limits<float>::infinity();
+    }
+    if (d > worst.second) worst = {i, d};
   }
   return worst;
 }
@@ -94,8 +115,7 @@ class CudaKernelsTest : public ::testing::Test {
   void SetUp() override {
     absl::StatusOr<int> count = cuda::device_count();
     if (!count.ok()) GTEST_SKIP() << count.status().message();
-    const absl::Status set = cuda::to_status(cudaSetDevice(0), "cudaSetDevice(0)");
-    ASSERT_TRUE(set.ok()) << set;
+    LONGNET_ASSERT_OK(cuda::to_status(cudaSetDevice(0), "cudaSetDevice(0)"));
   }
 };
 
@@ -106,24 +126,33 @@ struct ActivationCase {
   int64_t n;
 };
 
+void PrintTo(const ActivationCase& c, std::ostream* os) {
+  *os << (c.act == Activation::kGelu ? "gelu" : "relu") << " n=" << c.n;
+}
+
 class CudaActivationTest : public CudaKernelsTest, public ::testing::WithParamInterface<ActivationCase> {};
 
 TEST_P(CudaActivationTest, MatchesReference) {
   const auto [act, n] = GetParam();
   std::vector<float> x = random_floats(static_cast<size_t>(n), -8.0f, 8.0f, 7u + static_cast<uint32_t>(n));
-  // Signed zeros, tiny values, and the erf tails where gelu saturates to x and to -0.
-  const float specials[] = {0.0f, -0.0f, 1e-7f, -1e-7f, 3.0f, -3.0f, 30.0f, -30.0f, 1e4f, -1e4f};
-  for (size_t i = 0; i < std::size(specials) && i < x.size(); ++i) x[i] = specials[i];
+  // Signed zeros, tiny values, the erf tails where gelu saturates to x and to -0, and non-finite values
+  // (compared exactly: +inf, -inf -> gelu -0, NaN stays NaN).
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+  const float specials[] = {0.0f,   -0.0f, 1e-7f, -1e-7f, 3.0f,  -3.0f, 30.0f,
+                            -30.0f, 1e4f,  -1e4f, kInf,   -kInf, kNaN};
+  for (size_t i = 0; i < std::size(specials) && i < x.size(); ++i) {
+    x[i] = specials[i];
+  }
 
   std::vector<float> expected = x;
   reference::activation(act, expected.data(), n);
 
   DeviceFloats device(x.size());
-  ASSERT_TRUE(device.status().ok()) << device.status();
-  ASSERT_TRUE(device.upload(x).ok());
+  LONGNET_ASSERT_OK(device.status());
+  LONGNET_ASSERT_OK(device.upload(x));
   cuda::activation(act, device.get(), n, nullptr);
-  const absl::Status done = finish_launches("activation");
-  ASSERT_TRUE(done.ok()) << done;
+  LONGNET_ASSERT_OK(finish_launches("activation"));
   absl::StatusOr<std::vector<float>> got = device.download();
   ASSERT_TRUE(got.ok()) << got.status();
 
@@ -137,8 +166,8 @@ std::vector<ActivationCase> activation_cases() {
   const int64_t past_grid_cap = cuda::kMaxGridBlocks * cuda::kElementwiseThreads + 1001;
   std::vector<ActivationCase> cases;
   for (Activation act : {Activation::kGelu, Activation::kRelu}) {
-    for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{255}, int64_t{256}, int64_t{257}, int64_t{100003},
-                      past_grid_cap}) {
+    for (int64_t n :
+         {int64_t{0}, int64_t{1}, int64_t{255}, int64_t{256}, int64_t{257}, int64_t{100003}, past_grid_cap}) {
       cases.push_back({act, n});
     }
   }
@@ -146,9 +175,11 @@ std::vector<ActivationCase> activation_cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Sizes, CudaActivationTest, ::testing::ValuesIn(activation_cases()),
-                         [](const ::testing::TestParamInfo<ActivationCase>& info) {
-                           return std::string(info.param.act == Activation::kGelu ? "Gelu" : "Relu") + "_" +
-                                  std::to_string(info.param.n);
+                         [](const ::testing::TestParamInfo<ActivationCase>& param_info) {
+                           const bool past_cap =
+                               param_info.param.n > cuda::kMaxGridBlocks * cuda::kElementwiseThreads;
+                           return std::string(param_info.param.act == Activation::kGelu ? "Gelu" : "Relu") +
+                                  (past_cap ? "_PastGridCap_" : "_") + std::to_string(param_info.param.n);
                          });
 
 // --- layer norm --------------------------------------------------------------------------------------
@@ -161,6 +192,11 @@ struct LayerNormCase {
   bool in_place;  // y is x (then y_pad is ignored: the same rows)
   float offset;   // added to every x: a large mean tests the variance's accuracy
 };
+
+void PrintTo(const LayerNormCase& c, std::ostream* os) {
+  *os << c.rows << "x" << c.dim << " pad " << c.x_pad << "/" << c.y_pad << (c.in_place ? " in place" : "")
+      << " offset " << c.offset;
+}
 
 class CudaLayerNormTest : public CudaKernelsTest, public ::testing::WithParamInterface<LayerNormCase> {};
 
@@ -176,7 +212,9 @@ TEST_P(CudaLayerNormTest, MatchesReference) {
   const auto dim = static_cast<size_t>(c.dim);
 
   std::vector<float> x = random_floats(x_size, -2.0f, 2.0f, 11u);
-  for (float& v : x) v += c.offset;
+  for (float& v : x) {
+    v += c.offset;
+  }
   const std::vector<float> gamma = random_floats(dim, 0.5f, 1.5f, 12u);
   const std::vector<float> beta = random_floats(dim, -0.5f, 0.5f, 13u);
   // Padding between y rows must come back untouched: fill y with a value the kernel never writes.
@@ -185,15 +223,18 @@ TEST_P(CudaLayerNormTest, MatchesReference) {
   reference::layer_norm(shape, x.data(), gamma.data(), beta.data(), expected.data());
 
   DeviceFloats dx(x_size), dgamma(dim), dbeta(dim), dy(c.in_place ? 0 : y_size);
-  for (const DeviceFloats* d : {&dx, &dgamma, &dbeta, &dy}) ASSERT_TRUE(d->status().ok()) << d->status();
-  ASSERT_TRUE(dx.upload(x).ok());
-  ASSERT_TRUE(dgamma.upload(gamma).ok());
-  ASSERT_TRUE(dbeta.upload(beta).ok());
-  if (!c.in_place) ASSERT_TRUE(dy.upload(std::vector<float>(y_size, sentinel)).ok());
+  for (const DeviceFloats* d : {&dx, &dgamma, &dbeta, &dy}) {
+    LONGNET_ASSERT_OK(d->status());
+  }
+  LONGNET_ASSERT_OK(dx.upload(x));
+  LONGNET_ASSERT_OK(dgamma.upload(gamma));
+  LONGNET_ASSERT_OK(dbeta.upload(beta));
+  if (!c.in_place) {
+    LONGNET_ASSERT_OK(dy.upload(std::vector<float>(y_size, sentinel)));
+  }
   float* y = c.in_place ? dx.get() : dy.get();
   cuda::layer_norm(shape, dx.get(), dgamma.get(), dbeta.get(), y, nullptr);
-  const absl::Status done = finish_launches("layer_norm");
-  ASSERT_TRUE(done.ok()) << done;
+  LONGNET_ASSERT_OK(finish_launches("layer_norm"));
   absl::StatusOr<std::vector<float>> got = c.in_place ? dx.download() : dy.download();
   ASSERT_TRUE(got.ok()) << got.status();
 
@@ -215,9 +256,10 @@ INSTANTIATE_TEST_SUITE_P(
                       LayerNormCase{9, 1536, 5, 0, true, 0.0f},      // in place, strided
                       LayerNormCase{8, 1024, 0, 0, false, 1000.0f},  // large mean, small spread
                       LayerNormCase{cuda::kMaxGridBlocks + 5, 8, 0, 0, false, 0.0f}),  // rows past the grid
-    [](const ::testing::TestParamInfo<LayerNormCase>& info) {
-      const LayerNormCase& c = info.param;
-      return std::to_string(c.rows) + "x" + std::to_string(c.dim) + (c.x_pad != 0 || c.y_pad != 0 ? "_strided" : "") +
+    [](const ::testing::TestParamInfo<LayerNormCase>& param_info) {
+      const LayerNormCase& c = param_info.param;
+      return (c.rows > cuda::kMaxGridBlocks ? "PastGridCap_" : "") + std::to_string(c.rows) + "x" +
+             std::to_string(c.dim) + (c.x_pad != 0 || c.y_pad != 0 ? "_strided" : "") +
              (c.in_place ? "_in_place" : "") + (c.offset != 0.0f ? "_offset" : "");
     });
 

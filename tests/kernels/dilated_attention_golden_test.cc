@@ -306,8 +306,12 @@ TEST_P(DilatedAttentionGoldenTest, StridedWithGaps) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Golden, DilatedAttentionGoldenTest, ::testing::ValuesIn(load_cases()),
-                         [](const ::testing::TestParamInfo<GoldenCase>& info) { return info.param.name; });
+// One CTest entry per case, named after it (names in cases.json are [A-Za-z0-9_]).
+std::string case_name(const ::testing::TestParamInfo<GoldenCase>& param_info) {
+  return param_info.param.name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Golden, DilatedAttentionGoldenTest, ::testing::ValuesIn(load_cases()), case_name);
 
 // --- The input generator: these constants were printed by tools/reference/gen_attention_golden.py, so
 // this is a cross-language check of the hash, not a copy of the C++ against itself.

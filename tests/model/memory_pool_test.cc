@@ -47,7 +47,9 @@ TEST(MemoryPoolTest, SizeClassesCoverRequestsWithBoundedWaste) {
     ASSERT_GE(block, bytes);
     ASSERT_EQ(block % MemoryPool::kAlignment, 0u) << bytes;
     ASSERT_GE(block, previous) << bytes;  // monotone
-    if (bytes > MemoryPool::kSmallClassLimit) ASSERT_LE(block - bytes, bytes / 4) << bytes;
+    if (bytes > MemoryPool::kSmallClassLimit) {
+      ASSERT_LE(block - bytes, bytes / 4) << bytes;
+    }
     previous = block;
   }
 }
@@ -337,6 +339,7 @@ void run_concurrently(size_t budget) {
   constexpr int kThreads = 8;
   constexpr int kOps = 5000;
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back(hammer, std::ref(pool), budget, static_cast<unsigned>(t + 1), kOps,
                          std::ref(failures));

@@ -227,8 +227,8 @@ TEST(TensorTest, SliceWithAStep) {
 TEST(TensorTest, SliceAndSelectErrorsNameTheValues) {
   MemoryPool pool;
   Tensor t = iota_234(pool);
-  for (absl::StatusOr<Tensor> bad : {t.slice(3, 0, 1), t.slice(-4, 0, 1), t.slice(1, 2, 1), t.slice(1, 0, 4),
-                                     t.slice(1, -1, 2), t.slice(1, 0, 2, 0)}) {
+  for (const absl::StatusOr<Tensor>& bad : {t.slice(3, 0, 1), t.slice(-4, 0, 1), t.slice(1, 2, 1),
+                                            t.slice(1, 0, 4), t.slice(1, -1, 2), t.slice(1, 0, 2, 0)}) {
     ASSERT_FALSE(bad.ok());
     EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   }

@@ -54,9 +54,9 @@ inline std::string_view trim(std::string_view s) {
 //   {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }
 // Returns the text of the value of `key` (a quoted string, a bare word or a parenthesised tuple).
 inline absl::StatusOr<std::string_view> dict_value(std::string_view header, std::string_view key,
-                                                   std::string_view what) {
+                                                   const std::string& what) {
   for (const char quote : {'\'', '"'}) {
-    const std::string pattern = absl::StrCat(std::string(1, quote), key, std::string(1, quote));
+    const std::string pattern = std::string(1, quote) + std::string(key) + std::string(1, quote);
     const size_t at = header.find(pattern);
     if (at == std::string_view::npos) continue;
     std::string_view rest = trim(header.substr(at + pattern.size()));
@@ -75,11 +75,11 @@ inline absl::StatusOr<std::string_view> dict_value(std::string_view header, std:
     }
     break;
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat(what, ": npy header has no readable '", key, "' entry: ", header));
+  return absl::InvalidArgumentError(absl::StrCat(what, ": npy header has no readable '", std::string(key),
+                                                 "' entry: ", std::string(header)));
 }
 
-inline absl::StatusOr<std::vector<int64_t>> parse_shape(std::string_view tuple, std::string_view what) {
+inline absl::StatusOr<std::vector<int64_t>> parse_shape(std::string_view tuple, const std::string& what) {
   // tuple looks like "()", "(5,)" or "(3, 4)".
   std::vector<int64_t> shape;
   std::string_view body = tuple.substr(1, tuple.size() - 2);
@@ -89,12 +89,12 @@ inline absl::StatusOr<std::vector<int64_t>> parse_shape(std::string_view tuple, 
     const size_t comma = body.find(',');
     const std::string_view item = trim(body.substr(0, comma));
     if (item.empty() || item.size() > 15) {
-      return absl::InvalidArgumentError(absl::StrCat(what, ": bad npy shape ", tuple));
+      return absl::InvalidArgumentError(absl::StrCat(what, ": bad npy shape ", std::string(tuple)));
     }
     int64_t dim = 0;
     for (const char c : item) {
       if (c < '0' || c > '9')
-        return absl::InvalidArgumentError(absl::StrCat(what, ": bad npy shape ", tuple));
+        return absl::InvalidArgumentError(absl::StrCat(what, ": bad npy shape ", std::string(tuple)));
       dim = dim * 10 + (c - '0');
     }
     shape.push_back(dim);
@@ -112,7 +112,7 @@ inline void append_le(std::string& out, uint64_t value, int bytes) {
 }  // namespace npy_detail
 
 // Parses the bytes of a .npy file. `what` names the source in error messages (usually the path).
-inline absl::StatusOr<NpyArray> parse_npy(std::string_view bytes, std::string_view what = "npy data") {
+inline absl::StatusOr<NpyArray> parse_npy(std::string_view bytes, const std::string& what = "npy data") {
   using npy_detail::kMagic;
   if (bytes.size() < kMagic.size() + 2 || bytes.substr(0, kMagic.size()) != kMagic) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": not a .npy file (bad magic string)"));
@@ -144,8 +144,8 @@ inline absl::StatusOr<NpyArray> parse_npy(std::string_view bytes, std::string_vi
   auto descr = npy_detail::dict_value(header, "descr", what);
   if (!descr.ok()) return descr.status();
   if (*descr != "<f4") {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": dtype '", *descr, "' is not supported (only '<f4', little-endian float32)"));
+    return absl::InvalidArgumentError(absl::StrCat(what, ": dtype '", std::string(*descr),
+                                                   "' is not supported (only '<f4', little-endian float32)"));
   }
   auto fortran = npy_detail::dict_value(header, "fortran_order", what);
   if (!fortran.ok()) return fortran.status();
@@ -163,7 +163,8 @@ inline absl::StatusOr<NpyArray> parse_npy(std::string_view bytes, std::string_vi
   int64_t count = 1;
   for (int64_t d : array.shape) {
     if (d != 0 && count > std::numeric_limits<int64_t>::max() / 4 / d) {
-      return absl::InvalidArgumentError(absl::StrCat(what, ": npy shape ", *shape_text, " is too large"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": npy shape ", std::string(*shape_text), " is too large"));
     }
     count *= d;
   }

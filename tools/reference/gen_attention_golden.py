@@ -13,12 +13,16 @@ pure function of this file: rerunning it rewrites identical bytes.
 """
 
 import argparse
+import io
 import json
 import os
 import sys
 
-import numpy as np
-import torch
+try:
+    import numpy as np
+    import torch
+except ImportError as e:  # a pyenv or venv python3 may shadow Debian's, which has both
+    raise SystemExit(f"{e}: run this with Debian's /usr/bin/python3 (torch and numpy installed)")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dilated_attention as da  # noqa: E402
@@ -107,8 +111,6 @@ def compute_case(c):
 
 def npy_bytes(array):
     """The exact bytes np.save writes (version 1.0 header for these small arrays)."""
-    import io
-
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     return buf.getvalue()

@@ -12,7 +12,9 @@ namespace longnet::kernels {
 // How a tensor's elements are stored.
 enum class DType { kF32, kF16, kBF16 };
 
-inline size_t dtype_size(DType dtype) { return dtype == DType::kF32 ? 4 : 2; }
+inline size_t dtype_size(DType dtype) {
+  return dtype == DType::kF32 ? 4 : 2;
+}
 const char* dtype_name(DType dtype);  // "F32", "F16", "BF16" (safetensors spelling)
 
 namespace cpu {

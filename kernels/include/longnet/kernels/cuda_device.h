@@ -13,9 +13,9 @@
 
 namespace longnet::kernels::cuda {
 
-// The number of CUDA devices, at least 1. With no driver or no device, an error (never an abort) that
-// says why, e.g. "no CUDA device: cudaGetDeviceCount returned cudaErrorNoDevice (no CUDA-capable device
-// is detected)"; callers fall back to the CPU backend and may print the message as it is.
+// The number of CUDA devices, at least 1. With no driver or no device, FAILED_PRECONDITION (never an
+// abort) saying why, e.g. "no CUDA device: cudaGetDeviceCount returned cudaErrorNoDevice (no CUDA-capable
+// device is detected)"; callers fall back to the CPU backend and may print the message as it is.
 absl::StatusOr<int> device_count();
 
 // OkStatus for cudaSuccess; otherwise "<what> returned <error name> (<error description>)" with a code

@@ -28,8 +28,8 @@ constexpr ElementwiseLaunch elementwise_launch(int64_t n) {
 }
 
 struct LayerNormLaunch {
-  int64_t grid = 0;  // blocks; 0: nothing to do, do not launch
-  int block = 0;     // threads per block, a multiple of kWarpSize
+  int64_t grid = 0;         // blocks; 0: nothing to do, do not launch
+  int block = 0;            // threads per block, a multiple of kWarpSize
   size_t shared_bytes = 0;  // one float per warp: the partial sums of the block reduction
 };
 

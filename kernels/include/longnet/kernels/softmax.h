@@ -11,7 +11,7 @@ namespace longnet::kernels {
 // x and y rows are x_stride / y_stride floats apart; y may alias x (same pointer and stride).
 // Entries may be -inf (masked out): they get probability exactly 0. A row whose entries are all -inf
 // (or a row with dim == 0) has no distribution: its outputs are 0 and its lse is -inf, never NaN.
-// NaN or +inf inputs give NaN rows.
+// NaN or +inf entries make their row meaningless (NaN, in practice).
 struct SoftmaxShape {
   int64_t rows = 0;
   int64_t dim = 0;

@@ -82,8 +82,9 @@ class Allocator {
 
  protected:
   Allocator() = default;
-  PoolBuffer make_buffer(void* data, size_t size, size_t block_bytes) {
-    return PoolBuffer(this, data, size, block_bytes);
+  // `requested` is what the caller asked for, `reserved` the block it was charged.
+  PoolBuffer make_buffer(void* data, size_t requested, size_t reserved) {
+    return {this, data, requested, reserved};
   }
 
  private:

@@ -1,0 +1,98 @@
+// Single-precision GEMM through the kernels' BLAS route. BM_Sgemm/2048 (2048^3) is the machine's
+// reference figure for how fast this CPU multiplies matrices; the model-shaped cases show what the
+// engine's projections get, and the GEMV cases the single-token decode path (M = 1 goes to sgemv).
+// Reported: GFLOP/s of wall-clock time counting 2*M*N*K flops per product.
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include "longnet/kernels/gemm.h"
+
+namespace longnet::kernels {
+namespace {
+
+std::vector<float> filled(int64_t n, int64_t salt) {
+  // Deterministic values in [-1, 1): sgemm's speed does not depend on them, but denormals or NaN would.
+  std::vector<float> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    v[static_cast<size_t>(i)] = static_cast<float>(((i + salt) * 7919 + 13) % 2001) / 1000.0f - 1.0f;
+  }
+  return v;
+}
+
+// GFLOP/s over wall-clock time. Google Benchmark's rate counters divide by the CPU time of the main
+// thread unless UseRealTime() is set, which would rename the case to ".../real_time" (bench/attention.sh
+// looks for exactly BM_Sgemm/2048); BLAS runs its own threads, so main-thread CPU time undercounts the
+// elapsed time (by 2x on 2 cores) and the rate would double. Hence the rate is computed here.
+void set_gflops(benchmark::State& state, double seconds, int64_t m, int64_t n, int64_t k) {
+  const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  const double rate = seconds > 0.0 ? flops * static_cast<double>(state.iterations()) / seconds : 0.0;
+  state.counters["gflops"] =
+      benchmark::Counter(rate, benchmark::Counter::kDefaults, benchmark::Counter::kIs1000);
+}
+
+// C (M x N) = A (M x K) B, with B stored N x K when trans_b (a torch Linear weight: y = x W^T).
+void run_gemm(benchmark::State& state, int64_t m, int64_t n, int64_t k, bool trans_b) {
+  const std::vector<float> a = filled(m * k, 1);
+  const std::vector<float> b = filled(k * n, 2);
+  std::vector<float> c(static_cast<size_t>(m * n));
+  GemmShape s;
+  s.trans_b = trans_b ? Transpose::kYes : Transpose::kNo;
+  s.m = m;
+  s.n = n;
+  s.k = k;
+  s.lda = k;
+  s.ldb = trans_b ? k : n;
+  s.ldc = n;
+  const auto start = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    cpu::gemm(s, a.data(), b.data(), c.data());
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  set_gflops(state, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), m, n, k);
+}
+
+void BM_Sgemm(benchmark::State& state) {
+  const int64_t size = state.range(0);
+  run_gemm(state, size, size, size, false);
+}
+BENCHMARK(BM_Sgemm)->Arg(512)->Arg(2048)->Unit(benchmark::kMillisecond);
+
+// A LongNet-base-sized layer (E = 768, F = 3072, V = 32000) over a block of `tokens` tokens, weights
+// stored as torch keeps them (out_features x in_features).
+void BM_ModelGemm(benchmark::State& state) {
+  const int64_t tokens = state.range(0);
+  const int64_t out_features = state.range(1);
+  const int64_t in_features = state.range(2);
+  run_gemm(state, tokens, out_features, in_features, true);
+}
+BENCHMARK(BM_ModelGemm)
+    ->ArgNames({"tokens", "out", "in"})
+    ->Args({2048, 3 * 768, 768})  // fused q/k/v projection
+    ->Args({2048, 768, 768})      // out_proj
+    ->Args({2048, 3072, 768})     // fc1
+    ->Args({2048, 768, 3072})     // fc2
+    ->Args({16, 32000, 768})      // logits for a small decode batch
+    ->Unit(benchmark::kMillisecond);
+
+// One token: y = W x through the gemm entry point (M == 1 routes to sgemv).
+void BM_Sgemv(benchmark::State& state) {
+  const int64_t out_features = state.range(0);
+  const int64_t in_features = state.range(1);
+  run_gemm(state, 1, out_features, in_features, true);
+}
+BENCHMARK(BM_Sgemv)
+    ->ArgNames({"out", "in"})
+    ->Args({768, 768})
+    ->Args({3072, 768})
+    ->Args({768, 3072})
+    ->Args({32000, 768})
+    ->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+}  // namespace longnet::kernels
+
+BENCHMARK_MAIN();
