@@ -9,7 +9,7 @@ endif()
 
 if(LONGNET_SANITIZE)
   set(_san -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
-  add_compile_options($<$<COMPILE_LANGUAGE:CXX,C>:${_san}>)
+  add_compile_options("$<$<COMPILE_LANGUAGE:CXX,C>:${_san}>")
   add_link_options(${_san})
 endif()
 
