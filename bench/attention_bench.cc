@@ -71,8 +71,8 @@ void BM_DilatedAttention(benchmark::State& state) {
       static_cast<size_t>(cpu::dilated_attention_workspace_floats(shape, params, pool.num_threads())));
 
   for (auto _ : state) {
-    const absl::Status st =
-        cpu::dilated_attention(shape, params, q.data(), k.data(), v.data(), out.data(), lse.data(), workspace, pool);
+    const absl::Status st = cpu::dilated_attention(shape, params, q.data(), k.data(), v.data(), out.data(),
+                                                   lse.data(), workspace, pool);
     if (!st.ok()) state.SkipWithError(std::string(st.message()).c_str());
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();

@@ -71,11 +71,11 @@ void BM_ModelGemm(benchmark::State& state) {
 }
 BENCHMARK(BM_ModelGemm)
     ->ArgNames({"tokens", "out", "in"})
-    ->Args({2048, 3 * 768, 768})  // fused q/k/v projection
-    ->Args({2048, 768, 768})      // out_proj
-    ->Args({2048, 3072, 768})     // fc1
-    ->Args({2048, 768, 3072})     // fc2
-    ->Args({16, 32000, 768})      // logits for a small decode batch
+    ->Args({2048, 2304, 768})  // fused q/k/v projection (3 x 768)
+    ->Args({2048, 768, 768})   // out_proj
+    ->Args({2048, 3072, 768})  // fc1
+    ->Args({2048, 768, 3072})  // fc2
+    ->Args({16, 32000, 768})   // logits for a small decode batch
     ->Unit(benchmark::kMillisecond);
 
 // One token: y = W x through the gemm entry point (M == 1 routes to sgemv).

@@ -7,8 +7,10 @@ namespace longnet::kernels {
 
 absl::Status validate_dilated_attention(const DilatedAttentionShape& shape,
                                         const DilatedAttentionParams& params) {
-  if (shape.num_heads < 1) return absl::InvalidArgumentError(absl::StrCat("num_heads=", shape.num_heads, ": must be >= 1"));
-  if (shape.head_dim < 1) return absl::InvalidArgumentError(absl::StrCat("head_dim=", shape.head_dim, ": must be >= 1"));
+  if (shape.num_heads < 1)
+    return absl::InvalidArgumentError(absl::StrCat("num_heads=", shape.num_heads, ": must be >= 1"));
+  if (shape.head_dim < 1)
+    return absl::InvalidArgumentError(absl::StrCat("head_dim=", shape.head_dim, ": must be >= 1"));
   if (shape.seq_starts.size() != shape.seq_lens.size()) {
     return absl::InvalidArgumentError(absl::StrCat("seq_starts has ", shape.seq_starts.size(),
                                                    " entries but seq_lens has ", shape.seq_lens.size()));
@@ -20,16 +22,18 @@ absl::Status validate_dilated_attention(const DilatedAttentionShape& shape,
     }
   }
   const int64_t row = shape.num_heads * shape.head_dim;
-  const std::pair<const char*, int64_t> strides[] = {
-      {"q_stride", shape.q_stride}, {"k_stride", shape.k_stride}, {"v_stride", shape.v_stride},
-      {"out_stride", shape.out_stride}};
+  const std::pair<const char*, int64_t> strides[] = {{"q_stride", shape.q_stride},
+                                                     {"k_stride", shape.k_stride},
+                                                     {"v_stride", shape.v_stride},
+                                                     {"out_stride", shape.out_stride}};
   for (const auto& [name, stride] : strides) {
     if (stride < row) {
       return absl::InvalidArgumentError(
           absl::StrCat(name, "=", stride, ": must be >= num_heads * head_dim = ", row));
     }
   }
-  if (params.branches.empty()) return absl::InvalidArgumentError("branches: at least one (w, r) branch is required");
+  if (params.branches.empty())
+    return absl::InvalidArgumentError("branches: at least one (w, r) branch is required");
   for (size_t i = 0; i < params.branches.size(); ++i) {
     const DilatedBranch& br = params.branches[i];
     if (br.segment_length < 1 || br.dilation < 1) {

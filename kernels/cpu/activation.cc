@@ -11,8 +11,9 @@ namespace {
 
 void relu(float* x, int64_t n) {
   // `x < 0 ? 0 : x` rather than max(x, 0): NaN must stay NaN. The compiler vectorises this loop.
-  for (int64_t i = 0; i < n; ++i)
+  for (int64_t i = 0; i < n; ++i) {
     x[i] = x[i] < 0.0f ? 0.0f : x[i];
+  }
 }
 
 }  // namespace

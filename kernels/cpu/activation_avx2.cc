@@ -56,8 +56,9 @@ __m256 gelu8(__m256 x) {
 
 void gelu(float* x, int64_t n) {
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
+  for (; i + 8 <= n; i += 8) {
     _mm256_storeu_ps(x + i, gelu8(_mm256_loadu_ps(x + i)));
+  }
   if (i < n) {
     const __m256i tail = tail_mask(n - i);
     _mm256_maskstore_ps(x + i, tail, gelu8(_mm256_maskload_ps(x + i, tail)));

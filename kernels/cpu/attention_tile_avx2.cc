@@ -68,7 +68,8 @@ inline __m256 exp_nonpositive(__m256 x) {
   p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.6666665459e-1f));
   p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.0000001201e-1f));
   p = _mm256_fmadd_ps(p, _mm256_mul_ps(f, f), _mm256_add_ps(f, _mm256_set1_ps(1.0f)));
-  const __m256i pow2n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  const __m256i pow2n =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(pow2n));
 }
 
@@ -88,7 +89,8 @@ inline float horizontal_sum(__m256 v) {
 
 // Lanes c..c+7 that lie below `valid`.
 inline __m256 lanes_below(int64_t c, int64_t valid) {
-  const __m256i lane = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(c)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i lane =
+      _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(c)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(valid)), lane));
 }
 
@@ -129,7 +131,8 @@ void softmax_step_avx2(float* scores, int64_t rows, int64_t cols, int64_t ld_sco
     if (alpha != 1.0f) {
       const __m256 va = _mm256_set1_ps(alpha);
       float* out = acc + i * dim_padded;
-      for (int64_t d = 0; d < dim_padded; d += 8) _mm256_storeu_ps(out + d, _mm256_mul_ps(_mm256_loadu_ps(out + d), va));
+      for (int64_t d = 0; d < dim_padded; d += 8)
+        _mm256_storeu_ps(out + d, _mm256_mul_ps(_mm256_loadu_ps(out + d), va));
     }
     l[i] = l[i] * alpha + horizontal_sum(vsum);
     m[i] = new_max;

@@ -15,7 +15,8 @@ void scores_generic(const float* q, int64_t rows, int64_t head_dim, const float*
     for (int64_t c = 0; c < strips * kKeyStrip; ++c) {
       const float* strip = k_strips + (c / kKeyStrip) * head_dim * kKeyStrip + c % kKeyStrip;
       float dot = 0.0f;
-      for (int64_t d = 0; d < head_dim; ++d) dot += q[i * head_dim + d] * strip[d * kKeyStrip];
+      for (int64_t d = 0; d < head_dim; ++d)
+        dot += q[i * head_dim + d] * strip[d * kKeyStrip];
       scores[i * ld_scores + c] = dot;
     }
   }
@@ -27,7 +28,8 @@ void softmax_step_generic(float* scores, int64_t rows, int64_t cols, int64_t ld_
     float* row = scores + i * ld_scores;
     const int64_t valid = std::clamp<int64_t>(limit[i], 0, cols);
     float block_max = -std::numeric_limits<float>::infinity();
-    for (int64_t c = 0; c < valid; ++c) block_max = std::max(block_max, row[c]);
+    for (int64_t c = 0; c < valid; ++c)
+      block_max = std::max(block_max, row[c]);
     if (valid == 0) {
       std::fill(row, row + cols, 0.0f);
       continue;
@@ -40,7 +42,8 @@ void softmax_step_generic(float* scores, int64_t rows, int64_t cols, int64_t ld_
       sum += row[c];
     }
     if (alpha != 1.0f) {
-      for (int64_t d = 0; d < dim_padded; ++d) acc[i * dim_padded + d] *= alpha;
+      for (int64_t d = 0; d < dim_padded; ++d)
+        acc[i * dim_padded + d] *= alpha;
     }
     l[i] = l[i] * alpha + sum;
     m[i] = new_max;
@@ -53,7 +56,8 @@ void accumulate_values_generic(const float* p, int64_t rows, int64_t keys, int64
     for (int64_t j = 0; j < keys; ++j) {
       const float pij = p[i * ld_p + j];
       if (pij == 0.0f) continue;
-      for (int64_t d = 0; d < dim_padded; ++d) acc[i * dim_padded + d] += pij * v[j * dim_padded + d];
+      for (int64_t d = 0; d < dim_padded; ++d)
+        acc[i * dim_padded + d] += pij * v[j * dim_padded + d];
     }
   }
 }

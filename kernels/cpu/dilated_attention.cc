@@ -20,7 +20,9 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 constexpr int64_t kAlignFloats = 16;  // 64 bytes
 
-int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
+int64_t round_up(int64_t a, int64_t m) {
+  return (a + m - 1) / m * m;
+}
 
 struct Panels {
   int64_t max_visible = 0;  // the most visible rows any (branch, head, segment) can have
@@ -38,10 +40,12 @@ Panels panel_geometry(const DilatedAttentionShape& shape, const DilatedAttention
   Panels p;
   p.dim_padded = round_up(shape.head_dim, kKeyStrip);
   int64_t longest = 0;
-  for (int64_t len : shape.seq_lens) longest = std::max(longest, len);
+  for (int64_t len : shape.seq_lens)
+    longest = std::max(longest, len);
   for (const DilatedBranch& br : params.branches) {
     if (br.segment_length < 1 || br.dilation < 1) continue;  // invalid: validation reports it
-    p.max_visible = std::max(p.max_visible, ceil_div(effective_segment_length(br.segment_length, longest), br.dilation));
+    p.max_visible =
+        std::max(p.max_visible, ceil_div(effective_segment_length(br.segment_length, longest), br.dilation));
   }
   return p;
 }
@@ -75,7 +79,8 @@ void merge_row(const Context& ctx, int64_t row, int64_t head, const float* acc, 
   const float branch_lse = m + std::log(l);
   const float inv_l = 1.0f / l;
   if (first_branch || total == kNegInf) {
-    for (int64_t d = 0; d < dim; ++d) o[d] = acc[d] * inv_l;
+    for (int64_t d = 0; d < dim; ++d)
+      o[d] = acc[d] * inv_l;
     total = branch_lse;
     return;
   }
@@ -83,7 +88,8 @@ void merge_row(const Context& ctx, int64_t row, int64_t head, const float* acc, 
   const float w_old = std::exp(total - new_total);
   const float w_new = std::exp(branch_lse - new_total);
   const float norm = 1.0f / (w_old + w_new);
-  for (int64_t d = 0; d < dim; ++d) o[d] = (o[d] * w_old + acc[d] * inv_l * w_new) * norm;
+  for (int64_t d = 0; d < dim; ++d)
+    o[d] = (o[d] * w_old + acc[d] * inv_l * w_new) * norm;
   total = new_total + std::log(w_old + w_new);
 }
 
@@ -116,11 +122,13 @@ void run_segment(const Context& ctx, const DilatedBranch& branch, const SegmentT
     float* vr = v_rows + j * dim_padded;
     if (j < visible) {
       const float* kr = ctx.k + row_of(j) * shape.k_stride + col;
-      for (int64_t d = 0; d < dim; ++d) strip[d * kKeyStrip] = kr[d];
+      for (int64_t d = 0; d < dim; ++d)
+        strip[d * kKeyStrip] = kr[d];
       std::copy_n(ctx.v + row_of(j) * shape.v_stride + col, dim, vr);
       std::fill(vr + dim, vr + dim_padded, 0.0f);
     } else {
-      for (int64_t d = 0; d < dim; ++d) strip[d * kKeyStrip] = 0.0f;
+      for (int64_t d = 0; d < dim; ++d)
+        strip[d * kKeyStrip] = 0.0f;
       std::fill(vr, vr + dim_padded, 0.0f);
     }
   }
@@ -135,7 +143,8 @@ void run_segment(const Context& ctx, const DilatedBranch& branch, const SegmentT
       float* qr = q_tile + i * dim;
       if (i < rows) {
         const float* src = ctx.q + row_of(j0 + i) * shape.q_stride + col;
-        for (int64_t d = 0; d < dim; ++d) qr[d] = src[d] * ctx.scale;
+        for (int64_t d = 0; d < dim; ++d)
+          qr[d] = src[d] * ctx.scale;
       } else {
         std::fill(qr, qr + dim, 0.0f);
       }
@@ -151,8 +160,8 @@ void run_segment(const Context& ctx, const DilatedBranch& branch, const SegmentT
         limit[static_cast<size_t>(i)] = i < rows ? (ctx.causal ? j0 + i + 1 : visible) - kb : 0;
       }
       ctx.ops.scores(q_tile, rows_padded, dim, k_strips + kb * dim, strips, scores, kKeyBlock);
-      ctx.ops.softmax_step(scores, rows_padded, strips * kKeyStrip, kKeyBlock, limit.data(), m.data(), l.data(),
-                           acc, dim_padded);
+      ctx.ops.softmax_step(scores, rows_padded, strips * kKeyStrip, kKeyBlock, limit.data(), m.data(),
+                           l.data(), acc, dim_padded);
       ctx.ops.accumulate_values(scores, rows_padded, strips * kKeyStrip, kKeyBlock, v_rows + kb * dim_padded,
                                 acc, dim_padded);
     }
@@ -210,7 +219,8 @@ absl::Status dilated_attention(const DilatedAttentionShape& shape, const Dilated
 
   // A branch with r = 1 covers every (row, head): run it first and let it write instead of merge.
   std::vector<DilatedBranch> order = params.branches;
-  const auto dense = std::find_if(order.begin(), order.end(), [](const DilatedBranch& b) { return b.dilation == 1; });
+  const auto dense =
+      std::find_if(order.begin(), order.end(), [](const DilatedBranch& b) { return b.dilation == 1; });
   const bool first_writes = dense != order.end();
   if (first_writes) {
     std::rotate(order.begin(), dense, dense + 1);
@@ -227,7 +237,8 @@ absl::Status dilated_attention(const DilatedAttentionShape& shape, const Dilated
       if (len == 0) continue;
       const int64_t segments = num_segments(len, effective_segment_length(branch.segment_length, len));
       for (int64_t h = 0; h < shape.num_heads; ++h) {
-        for (int64_t s = 0; s < segments; ++s) tasks.push_back({static_cast<int64_t>(b), h, s});
+        for (int64_t s = 0; s < segments; ++s)
+          tasks.push_back({static_cast<int64_t>(b), h, s});
       }
     }
     const bool first_branch = first_writes && i == 0;

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "cpu/embedding_check.h"
+#include "common/embedding_check.h"
 #include "cpu/parallel.h"
 #include "longnet/kernels/convert.h"
 
@@ -30,8 +30,9 @@ absl::Status embedding(const EmbeddingShape& shape, const void* table, const int
           break;
       }
       if (shape.scale != 1.0f) {
-        for (int64_t j = 0; j < dim; ++j)
+        for (int64_t j = 0; j < dim; ++j) {
           row[j] *= shape.scale;
+        }
       }
     }
   });

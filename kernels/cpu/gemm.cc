@@ -26,8 +26,9 @@ void scale_c(const GemmShape& s, float* c) {
     if (s.beta == 0.0f) {
       std::fill(row, row + s.n, 0.0f);
     } else if (s.beta != 1.0f) {
-      for (int64_t j = 0; j < s.n; ++j)
+      for (int64_t j = 0; j < s.n; ++j) {
         row[j] *= s.beta;
+      }
     }
   }
 }
@@ -38,14 +39,16 @@ void gemv(const GemvShape& s, const float* a, const float* x, float* y) {
   assert(validate_gemv(s).ok());
   const int64_t y_len = s.trans == Transpose::kNo ? s.rows : s.cols;
   if (s.rows == 0 || s.cols == 0 || s.alpha == 0.0f) {
-    for (int64_t i = 0; i < y_len; ++i)
+    for (int64_t i = 0; i < y_len; ++i) {
       y[i * s.incy] = s.beta == 0.0f ? 0.0f : s.beta * y[i * s.incy];
+    }
     return;
   }
   // With beta == 0 some OpenBLAS versions still scale y by 0, which keeps NaN: clear it first.
   if (s.beta == 0.0f) {
-    for (int64_t i = 0; i < y_len; ++i)
+    for (int64_t i = 0; i < y_len; ++i) {
       y[i * s.incy] = 0.0f;
+    }
   }
   cblas_sgemv(CblasRowMajor, to_cblas(s.trans), bi(s.rows), bi(s.cols), s.alpha, a, bi(s.lda), x, bi(s.incx),
               s.beta, y, bi(s.incy));

@@ -13,8 +13,9 @@ void softmax(const SoftmaxShape& shape, const float* x, float* y, float* lse, Th
   if (shape.rows <= 0) return;
   if (shape.dim <= 0) {
     if (lse != nullptr) {
-      for (int64_t r = 0; r < shape.rows; ++r)
+      for (int64_t r = 0; r < shape.rows; ++r) {
         lse[r] = -std::numeric_limits<float>::infinity();
+      }
     }
     return;
   }

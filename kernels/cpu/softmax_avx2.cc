@@ -16,15 +16,17 @@ float softmax_row(const float* x, float* y, int64_t dim) {
   const __m256 tail_f = _mm256_castsi256_ps(tail);
 
   __m256 vmax = _mm256_set1_ps(neg_inf);
-  for (int64_t i = 0; i < body; i += 8)
+  for (int64_t i = 0; i < body; i += 8) {
     vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(x + i));
+  }
   vmax = _mm256_max_ps(vmax,
                        _mm256_blendv_ps(_mm256_set1_ps(neg_inf), _mm256_maskload_ps(x + body, tail), tail_f));
   const float max = hmax(vmax);
   if (max == neg_inf) {
     // Every entry is masked: no distribution exists. Defined as all zeros with lse = -inf.
-    for (int64_t i = 0; i < dim; ++i)
+    for (int64_t i = 0; i < dim; ++i) {
       y[i] = 0.0f;
+    }
     return neg_inf;
   }
 
@@ -43,8 +45,9 @@ float softmax_row(const float* x, float* y, int64_t dim) {
   const float sum = hsum(vsum);  // >= 1: the maximum contributes e^0
 
   const __m256 inv = _mm256_set1_ps(1.0f / sum);
-  for (int64_t i = 0; i < body; i += 8)
+  for (int64_t i = 0; i < body; i += 8) {
     _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), inv));
+  }
   if (body < dim) _mm256_maskstore_ps(y + body, tail, _mm256_mul_ps(_mm256_maskload_ps(y + body, tail), inv));
   return max + std::log(sum);
 }

@@ -30,7 +30,8 @@ struct ThreadPool::Job {
 ThreadPool::ThreadPool(int num_threads) {
   const int n = num_threads > 0 ? num_threads : default_thread_count();
   workers_.reserve(static_cast<size_t>(n - 1));
-  for (int t = 1; t < n; ++t) workers_.emplace_back([this, t] { worker_main(t); });
+  for (int t = 1; t < n; ++t)
+    workers_.emplace_back([this, t] { worker_main(t); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -39,7 +40,8 @@ ThreadPool::~ThreadPool() {
     stopping_ = true;
   }
   wake_.notify_all();
-  for (auto& w : workers_) w.join();
+  for (auto& w : workers_)
+    w.join();
 }
 
 ThreadPool& ThreadPool::global() {
@@ -87,7 +89,8 @@ void ThreadPool::parallel_for(int64_t num_tasks, const std::function<void(int64_
     const int thread = tls_inside_pool_task ? tls_thread_index : 0;
     const bool was_inside = tls_inside_pool_task;
     tls_inside_pool_task = true;
-    for (int64_t task = 0; task < num_tasks; ++task) fn(task, thread);
+    for (int64_t task = 0; task < num_tasks; ++task)
+      fn(task, thread);
     tls_inside_pool_task = was_inside;
     return;
   }

@@ -6,8 +6,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/xpos_common.h"
 #include "cpu/parallel.h"
-#include "cpu/xpos_common.h"
 
 namespace longnet::kernels::cpu {
 
@@ -44,7 +44,7 @@ absl::Status build_xpos_table(const XposConfig& config, int64_t first_position, 
       const double power = (t - centre) / config.scale_base;
       for (int64_t j = 0; j < half; ++j) {
         const double theta = t * inv_freq[j];
-        const size_t at = static_cast<size_t>(i * half + j);
+        const auto at = static_cast<size_t>(i * half + j);
         table->cos[at] = static_cast<float>(std::cos(theta));
         table->sin[at] = static_cast<float>(std::sin(theta));
         table->q_scale[at] = static_cast<float>(std::exp(power * log_scale[j]));
@@ -69,7 +69,7 @@ absl::Status apply_xpos(const XposApplyShape& shape, XposRole role, const XposTa
   const std::vector<float>& zeta = role == XposRole::kQuery ? table.q_scale : table.k_scale;
   parallel_rows(pool, shape.rows, shape.num_heads * shape.head_dim, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
-      const size_t t = static_cast<size_t>((first_row + r) * half);
+      const auto t = static_cast<size_t>((first_row + r) * half);
       const float* cos = table.cos.data() + t;
       const float* sin = table.sin.data() + t;
       const float* scale = zeta.data() + t;

@@ -21,8 +21,9 @@ float relu(float x) {
 }  // namespace
 
 void activation(Activation act, float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i)
+  for (int64_t i = 0; i < n; ++i) {
     x[i] = act == Activation::kGelu ? gelu(x[i]) : relu(x[i]);
+  }
 }
 
 }  // namespace longnet::kernels::reference

@@ -4,21 +4,7 @@
 #include <cmath>
 #include <cstdint>
 
-namespace longnet::kernels {
-
-const char* dtype_name(DType dtype) {
-  switch (dtype) {
-    case DType::kF32:
-      return "F32";
-    case DType::kF16:
-      return "F16";
-    case DType::kBF16:
-      return "BF16";
-  }
-  return "unknown";
-}
-
-namespace reference {
+namespace longnet::kernels::reference {
 namespace {
 
 constexpr uint32_t kF32AbsMask = 0x7fffffffu;
@@ -52,7 +38,7 @@ float fp16_to_fp32(uint16_t h) {
 }
 
 uint16_t fp32_to_fp16(float f) {
-  const uint32_t bits = std::bit_cast<uint32_t>(f);
+  const auto bits = std::bit_cast<uint32_t>(f);
   const auto sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
   const uint32_t abs = bits & kF32AbsMask;
   if (abs > kF32Inf) return static_cast<uint16_t>(sign | 0x7e00u | ((abs >> 13) & 0x3ffu));
@@ -76,28 +62,31 @@ float bf16_to_fp32(uint16_t b) {
 }
 
 uint16_t fp32_to_bf16(float f) {
-  const uint32_t bits = std::bit_cast<uint32_t>(f);
+  const auto bits = std::bit_cast<uint32_t>(f);
   if ((bits & kF32AbsMask) > kF32Inf) return static_cast<uint16_t>((bits >> 16) | 0x40u);
   // Overflow needs no case: rounding the largest finite values up carries into the inf pattern.
   return static_cast<uint16_t>(shift_right_rne(bits & kF32AbsMask, 16) | ((bits >> 16) & 0x8000u));
 }
 
 void fp16_to_fp32(const uint16_t* src, float* dst, int64_t n) {
-  for (int64_t i = 0; i < n; ++i)
+  for (int64_t i = 0; i < n; ++i) {
     dst[i] = fp16_to_fp32(src[i]);
+  }
 }
 void fp32_to_fp16(const float* src, uint16_t* dst, int64_t n) {
-  for (int64_t i = 0; i < n; ++i)
+  for (int64_t i = 0; i < n; ++i) {
     dst[i] = fp32_to_fp16(src[i]);
+  }
 }
 void bf16_to_fp32(const uint16_t* src, float* dst, int64_t n) {
-  for (int64_t i = 0; i < n; ++i)
+  for (int64_t i = 0; i < n; ++i) {
     dst[i] = bf16_to_fp32(src[i]);
+  }
 }
 void fp32_to_bf16(const float* src, uint16_t* dst, int64_t n) {
-  for (int64_t i = 0; i < n; ++i)
+  for (int64_t i = 0; i < n; ++i) {
     dst[i] = fp32_to_bf16(src[i]);
+  }
 }
 
-}  // namespace reference
-}  // namespace longnet::kernels
+}  // namespace longnet::kernels::reference

@@ -34,12 +34,14 @@ BranchResult attend_branch(const DilatedAttentionShape& shape, const DilatedBran
     if (!is_visible(u, w, r, offset) || (causal && u > t)) continue;
     const float* ku = k + (start + u) * shape.k_stride + head * d_count;
     double dot = 0.0;
-    for (int64_t d = 0; d < d_count; ++d) dot += static_cast<double>(qt[d]) * static_cast<double>(ku[d]);
+    for (int64_t d = 0; d < d_count; ++d)
+      dot += static_cast<double>(qt[d]) * static_cast<double>(ku[d]);
     keys.push_back(u);
     scores.push_back(dot * scale);
   }
   double max_score = kNegInf;
-  for (double s : scores) max_score = std::max(max_score, s);
+  for (double s : scores)
+    max_score = std::max(max_score, s);
   double sum = 0.0;
   for (double& s : scores) {
     s = std::exp(s - max_score);
@@ -49,7 +51,8 @@ BranchResult attend_branch(const DilatedAttentionShape& shape, const DilatedBran
   res.out.assign(static_cast<size_t>(d_count), 0.0);
   for (size_t j = 0; j < keys.size(); ++j) {
     const float* vu = v + (start + keys[j]) * shape.v_stride + head * d_count;
-    for (int64_t d = 0; d < d_count; ++d) res.out[static_cast<size_t>(d)] += scores[j] / sum * vu[d];
+    for (int64_t d = 0; d < d_count; ++d)
+      res.out[static_cast<size_t>(d)] += scores[j] / sum * vu[d];
   }
   return res;
 }
@@ -74,17 +77,20 @@ absl::Status dilated_attention(const DilatedAttentionShape& shape, const Dilated
         for (const DilatedBranch& br : params.branches) {
           BranchResult res = attend_branch(shape, br, params.causal, scale, q, k, v, start, len, h, t);
           if (res.lse == kNegInf) continue;
-          total = total == kNegInf ? res.lse
-                                   : std::max(total, res.lse) + std::log1p(std::exp(-std::abs(total - res.lse)));
+          total = total == kNegInf
+                      ? res.lse
+                      : std::max(total, res.lse) + std::log1p(std::exp(-std::abs(total - res.lse)));
           results.push_back(std::move(res));
         }
         std::vector<double> merged(d_count, 0.0);
         for (const BranchResult& res : results) {
           const double weight = std::exp(res.lse - total);
-          for (size_t d = 0; d < d_count; ++d) merged[d] += weight * res.out[d];
+          for (size_t d = 0; d < d_count; ++d)
+            merged[d] += weight * res.out[d];
         }
         float* o = out + (start + t) * shape.out_stride + h * shape.head_dim;
-        for (size_t d = 0; d < d_count; ++d) o[d] = static_cast<float>(merged[d]);
+        for (size_t d = 0; d < d_count; ++d)
+          o[d] = static_cast<float>(merged[d]);
         lse[(start + t) * shape.num_heads + h] = static_cast<float>(total);
       }
     }

@@ -2,7 +2,7 @@
 
 #include <cstdint>
 
-#include "cpu/embedding_check.h"
+#include "common/embedding_check.h"
 #include "longnet/kernels/convert.h"
 
 namespace longnet::kernels::reference {

@@ -16,11 +16,12 @@ void gemm(const GemmShape& s, const float* a, const float* b, float* c) {
   for (int64_t i = 0; i < s.m; ++i) {
     for (int64_t j = 0; j < s.n; ++j) {
       double sum = 0.0;
-      for (int64_t p = 0; p < s.k; ++p)
+      for (int64_t p = 0; p < s.k; ++p) {
         sum += at(a, s.lda, s.trans_a, i, p) * at(b, s.ldb, s.trans_b, p, j);
-      float& out = c[i * s.ldc + j];
-      const double prior = s.beta == 0.0f ? 0.0 : double{s.beta} * out;  // beta == 0: C is not read
-      out = static_cast<float>(double{s.alpha} * sum + prior);
+      }
+      const int64_t at = i * s.ldc + j;
+      const double prior = s.beta == 0.0f ? 0.0 : double{s.beta} * c[at];  // beta == 0: C is not read
+      c[at] = static_cast<float>(double{s.alpha} * sum + prior);
     }
   }
 }
@@ -41,9 +42,9 @@ void gemv(const GemvShape& s, const float* a, const float* x, float* y) {
       const double aij = trans ? a[p * s.lda + i] : a[i * s.lda + p];
       sum += aij * x[p * s.incx];
     }
-    float& out = y[i * s.incy];
-    const double prior = s.beta == 0.0f ? 0.0 : double{s.beta} * out;
-    out = static_cast<float>(double{s.alpha} * sum + prior);
+    const int64_t at = i * s.incy;
+    const double prior = s.beta == 0.0f ? 0.0 : double{s.beta} * y[at];
+    y[at] = static_cast<float>(double{s.alpha} * sum + prior);
   }
 }
 

@@ -19,8 +19,9 @@ void layer_norm(const LayerNormShape& shape, const float* x, const float* gamma,
     }
     mean /= static_cast<double>(shape.dim);
     double var = 0.0;
-    for (int64_t i = 0; i < shape.dim; ++i)
+    for (int64_t i = 0; i < shape.dim; ++i) {
       var += (row[i] - mean) * (row[i] - mean);
+    }
     var /= static_cast<double>(shape.dim);
     const double rstd = 1.0 / std::sqrt(var + double{shape.eps});
     float* yr = y + r * shape.y_stride;

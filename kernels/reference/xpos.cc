@@ -4,7 +4,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
-#include "cpu/xpos_common.h"
+#include "common/xpos_common.h"
 
 namespace longnet::kernels::reference {
 

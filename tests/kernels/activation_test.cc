@@ -50,12 +50,14 @@ TEST(ActivationTest, ReferenceGeluMatchesKnownValues) {
 TEST(ActivationTest, GeluMatchesReferenceOnDenseSweepAndRandomInputs) {
   ThreadPool pool(3);
   std::vector<float> in;
-  for (int i = -16000; i <= 16000; ++i)
+  for (int i = -16000; i <= 16000; ++i) {
     in.push_back(static_cast<float>(i) * 1e-3f);  // every 0.001 in [-16, 16]
+  }
   std::mt19937 rng(2024);
   std::normal_distribution<float> normal(0.0f, 3.0f);
-  for (int i = 0; i < 100003; ++i)
+  for (int i = 0; i < 100003; ++i) {
     in.push_back(normal(rng));
+  }
   std::vector<float> got = in, want = in;
   cpu::activation(Activation::kGelu, got.data(), static_cast<int64_t>(got.size()), pool);
   reference::activation(Activation::kGelu, want.data(), static_cast<int64_t>(want.size()));
@@ -88,8 +90,9 @@ TEST(ActivationTest, ReluIsExactAndKeepsNaN) {
   std::mt19937 rng(3);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> in(70001);
-  for (auto& x : in)
+  for (auto& x : in) {
     x = normal(rng);
+  }
   in[5] = std::numeric_limits<float>::quiet_NaN();
   in[6] = -kInf;
   in[7] = kInf;

@@ -17,13 +17,15 @@ namespace {
 std::vector<float> random_vector(size_t n, std::mt19937& rng, float scale = 1.0f) {
   std::uniform_real_distribution<float> dist(-scale, scale);
   std::vector<float> x(n);
-  for (float& e : x) e = dist(rng);
+  for (float& e : x)
+    e = dist(rng);
   return x;
 }
 
 float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   float m = 0.0f;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+  for (size_t i = 0; i < a.size(); ++i)
+    m = std::max(m, std::abs(a[i] - b[i]));
   return m;
 }
 
@@ -60,7 +62,8 @@ TEST_F(AttentionTiles, SoftmaxStepAgreesIncludingMaskedRows) {
   auto m_plain = m_fast, l_plain = l_fast;
   auto acc_fast = random_vector(static_cast<size_t>(rows * dim), rng);
   auto acc_plain = acc_fast;
-  fast.softmax_step(s_fast.data(), rows, cols, ld, limit.data(), m_fast.data(), l_fast.data(), acc_fast.data(), dim);
+  fast.softmax_step(s_fast.data(), rows, cols, ld, limit.data(), m_fast.data(), l_fast.data(),
+                    acc_fast.data(), dim);
   plain.softmax_step(s_plain.data(), rows, cols, ld, limit.data(), m_plain.data(), l_plain.data(),
                      acc_plain.data(), dim);
   for (int64_t i = 0; i < rows; ++i) {
@@ -73,7 +76,8 @@ TEST_F(AttentionTiles, SoftmaxStepAgreesIncludingMaskedRows) {
     }
   }
   EXPECT_EQ(m_fast, m_plain);
-  for (size_t i = 0; i < l_fast.size(); ++i) EXPECT_NEAR(l_fast[i], l_plain[i], 1e-5f * l_plain[i]) << i;
+  for (size_t i = 0; i < l_fast.size(); ++i)
+    EXPECT_NEAR(l_fast[i], l_plain[i], 1e-5f * l_plain[i]) << i;
   EXPECT_LE(max_abs_diff(acc_fast, acc_plain), 1e-6f);
 }
 

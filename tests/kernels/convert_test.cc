@@ -69,19 +69,22 @@ std::vector<float> rounding_sweep() {
   std::vector<float> out;
   out.reserve(65536 * std::size(lows));
   for (uint32_t hi = 0; hi < 65536; ++hi) {
-    for (uint32_t lo : lows)
+    for (uint32_t lo : lows) {
       out.push_back(std::bit_cast<float>((hi << 16) | lo));
+    }
   }
   std::mt19937 rng(31);
-  for (int i = 0; i < 1000000; ++i)
+  for (int i = 0; i < 1000000; ++i) {
     out.push_back(std::bit_cast<float>(static_cast<uint32_t>(rng())));
+  }
   return out;
 }
 
 std::vector<uint16_t> all_16bit_patterns() {
   std::vector<uint16_t> v(65536);
-  for (uint32_t i = 0; i < 65536; ++i)
+  for (uint32_t i = 0; i < 65536; ++i) {
     v[i] = static_cast<uint16_t>(i);
+  }
   return v;
 }
 
@@ -179,8 +182,9 @@ TEST(ConvertTest, EveryLengthAndOffset) {
   std::mt19937 rng(32);
   std::normal_distribution<float> normal(0.0f, 100.0f);
   std::vector<float> src(64);
-  for (auto& v : src)
+  for (auto& v : src) {
     v = normal(rng);
+  }
   for (int64_t offset = 0; offset < 3; ++offset) {
     for (int64_t n = 0; n <= 40; ++n) {
       std::vector<uint16_t> h(64, 0xdead), h_ref(64, 0xdead);

@@ -28,7 +28,9 @@ struct Case {
 };
 
 // gtest prints parameters by name rather than as raw bytes.
-void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name;
+}
 
 struct Buffers {
   std::vector<float> q, k, v, out, lse;
@@ -50,7 +52,8 @@ Buffers make_buffers(const Case& c, uint32_t seed, int64_t extra_stride = 3) {
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   auto fill = [&](std::vector<float>& x, float scale) {
     x.resize(static_cast<size_t>(std::max<int64_t>(rows, 1) * stride));
-    for (float& e : x) e = dist(rng) * scale;
+    for (float& e : x)
+      e = dist(rng) * scale;
   };
   fill(b.q, c.q_scale);
   fill(b.k, 1.0f);
@@ -68,8 +71,8 @@ Buffers make_buffers(const Case& c, uint32_t seed, int64_t extra_stride = 3) {
 absl::Status run_cpu(const DilatedAttentionParams& params, Buffers& b, ThreadPool& pool) {
   std::vector<float> workspace(
       static_cast<size_t>(cpu::dilated_attention_workspace_floats(b.shape, params, pool.num_threads())));
-  return cpu::dilated_attention(b.shape, params, b.q.data(), b.k.data(), b.v.data(), b.out.data(), b.lse.data(),
-                                workspace, pool);
+  return cpu::dilated_attention(b.shape, params, b.q.data(), b.k.data(), b.v.data(), b.out.data(),
+                                b.lse.data(), workspace, pool);
 }
 
 class DilatedAttentionParity : public ::testing::TestWithParam<Case> {};
@@ -125,7 +128,9 @@ std::vector<Case> parity_cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, DilatedAttentionParity, ::testing::ValuesIn(parity_cases()),
-                         [](const ::testing::TestParamInfo<Case>& param_info) { return param_info.param.name; });
+                         [](const ::testing::TestParamInfo<Case>& param_info) {
+                           return param_info.param.name;
+                         });
 
 // Rows before t are unchanged when every input at t and later changes (causal mode).
 TEST(DilatedAttention, CausalOutputsIgnoreLaterTokens) {
@@ -142,9 +147,11 @@ TEST(DilatedAttention, CausalOutputsIgnoreLaterTokens) {
   }
   ASSERT_TRUE(run_cpu(params, a, ThreadPool::global()).ok());
   ASSERT_TRUE(run_cpu(params, b, ThreadPool::global()).ok());
-  for (size_t i = 0; i < static_cast<size_t>(cut) * stride; ++i) ASSERT_EQ(a.out[i], b.out[i]) << i;
+  for (size_t i = 0; i < static_cast<size_t>(cut) * stride; ++i)
+    ASSERT_EQ(a.out[i], b.out[i]) << i;
   bool later_changed = false;
-  for (size_t i = static_cast<size_t>(cut) * stride; i < a.out.size(); ++i) later_changed |= a.out[i] != b.out[i];
+  for (size_t i = static_cast<size_t>(cut) * stride; i < a.out.size(); ++i)
+    later_changed |= a.out[i] != b.out[i];
   EXPECT_TRUE(later_changed);
 }
 
@@ -162,7 +169,8 @@ TEST(DilatedAttention, SequencesAreIndependent) {
   std::copy_n(b.v.begin() + 40 * static_cast<long>(stride), 75 * stride, s.v.begin());
   ASSERT_TRUE(run_cpu(params, b, ThreadPool::global()).ok());
   ASSERT_TRUE(run_cpu(params, s, ThreadPool::global()).ok());
-  for (size_t i = 0; i < 75 * stride; ++i) ASSERT_EQ(b.out[40 * stride + i], s.out[i]) << i;
+  for (size_t i = 0; i < 75 * stride; ++i)
+    ASSERT_EQ(b.out[40 * stride + i], s.out[i]) << i;
 }
 
 // Without an r = 1 branch, a head that sees a token in no branch outputs exactly 0 with lse -inf.

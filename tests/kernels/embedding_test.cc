@@ -26,8 +26,9 @@ Tables make_tables(std::mt19937& rng) {
   std::normal_distribution<float> normal(0.0f, 0.05f);
   Tables t;
   t.f32.resize(static_cast<size_t>(kVocab * kDim));
-  for (auto& v : t.f32)
+  for (auto& v : t.f32) {
     v = normal(rng);
+  }
   t.f16.resize(t.f32.size());
   t.bf16.resize(t.f32.size());
   reference::fp32_to_fp16(t.f32.data(), t.f16.data(), static_cast<int64_t>(t.f32.size()));
@@ -65,8 +66,9 @@ TEST(EmbeddingTest, LooksUpScalesAndWidensEveryDType) {
   const Tables tables = make_tables(rng);
   std::uniform_int_distribution<int32_t> id_dist(0, kVocab - 1);
   std::vector<int32_t> ids(2000);
-  for (auto& id : ids)
+  for (auto& id : ids) {
     id = id_dist(rng);
+  }
   ids[0] = 0;
   ids[1] = kVocab - 1;
   ids[2] = ids[3];  // repeats are fine
@@ -107,8 +109,9 @@ TEST(EmbeddingTest, OutOfRangeIdIsInvalidArgumentAndWritesNothing) {
       EXPECT_NE(message.find("id " + std::to_string(bad)), std::string::npos) << message;
       EXPECT_NE(message.find("index 3"), std::string::npos) << message;
       EXPECT_NE(message.find("size 1000"), std::string::npos) << message;
-      for (float v : out)
+      for (float v : out) {
         ASSERT_EQ(v, 42.0f);
+      }
     }
   }
 }

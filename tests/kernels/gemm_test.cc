@@ -18,8 +18,9 @@ constexpr float kSentinel = 12345.0f;  // fills C's padding columns, which must 
 std::vector<float> random_vector(size_t n, std::mt19937& rng) {
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   std::vector<float> v(n);
-  for (auto& x : v)
+  for (auto& x : v) {
     x = dist(rng);
+  }
   return v;
 }
 
@@ -191,8 +192,9 @@ TEST(GemmTest, GemvMatchesReferenceWithStrides) {
         const std::vector<float> x = random_vector(static_cast<size_t>(x_len * incx), rng);
         std::vector<float> y = random_vector(static_cast<size_t>(y_len * incy), rng);
         if (s.beta == 0.0f) {
-          for (int64_t i = 0; i < y_len; ++i)
+          for (int64_t i = 0; i < y_len; ++i) {
             y[static_cast<size_t>(i * incy)] = std::numeric_limits<float>::quiet_NaN();
+          }
         }
         std::vector<float> want = y;
         cpu::gemv(s, a.data(), x.data(), y.data());

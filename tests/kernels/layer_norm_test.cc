@@ -17,8 +17,9 @@ namespace {
 std::vector<float> random_vector(size_t n, float lo, float hi, std::mt19937& rng) {
   std::uniform_real_distribution<float> dist(lo, hi);
   std::vector<float> v(n);
-  for (auto& x : v)
+  for (auto& x : v) {
     x = dist(rng);
+  }
   return v;
 }
 
@@ -30,8 +31,9 @@ constexpr float kTolerance = 1e-5f;
 // multiplies by 1/std (large when a row's values nearly coincide, e.g. dim = 2).
 double row_tolerance(const float* x, int64_t dim, float eps) {
   double mean = 0, var = 0, max_abs = 0;
-  for (int64_t i = 0; i < dim; ++i)
+  for (int64_t i = 0; i < dim; ++i) {
     mean += x[i] / static_cast<double>(dim);
+  }
   for (int64_t i = 0; i < dim; ++i) {
     var += (x[i] - mean) * (x[i] - mean) / static_cast<double>(dim);
     max_abs = std::max(max_abs, std::fabs(double{x[i]}));
@@ -86,14 +88,18 @@ TEST(LayerNormTest, ReferenceNormalisesEachRow) {
   reference::layer_norm(s, x.data(), gamma.data(), beta.data(), y.data());
   for (int r = 0; r < 4; ++r) {
     double mean = 0, var_in = 0, mean_in = 0, var = 0;
-    for (int i = 0; i < 33; ++i)
+    for (int i = 0; i < 33; ++i) {
       mean_in += x[r * 33 + i] / 33.0;
-    for (int i = 0; i < 33; ++i)
+    }
+    for (int i = 0; i < 33; ++i) {
       var_in += (x[r * 33 + i] - mean_in) * (x[r * 33 + i] - mean_in) / 33.0;
-    for (int i = 0; i < 33; ++i)
+    }
+    for (int i = 0; i < 33; ++i) {
       mean += y[r * 33 + i] / 33.0;
-    for (int i = 0; i < 33; ++i)
+    }
+    for (int i = 0; i < 33; ++i) {
       var += (y[r * 33 + i] - mean) * (y[r * 33 + i] - mean) / 33.0;
+    }
     EXPECT_NEAR(mean, 0.0, 1e-6);
     EXPECT_NEAR(var, var_in / (var_in + 1e-5), 1e-5);
   }
@@ -127,12 +133,14 @@ TEST(LayerNormTest, ConstantRowGivesBeta) {
   const std::vector<float> x(80, 0.75f);
   const std::vector<float> gamma(40, 2.0f);
   std::vector<float> beta(40);
-  for (int i = 0; i < 40; ++i)
+  for (int i = 0; i < 40; ++i) {
     beta[i] = static_cast<float>(i) * 0.1f;
+  }
   std::vector<float> y(80, -1.0f);
   cpu::layer_norm(s, x.data(), gamma.data(), beta.data(), y.data(), pool);
-  for (int i = 0; i < 80; ++i)
+  for (int i = 0; i < 80; ++i) {
     ASSERT_EQ(y[i], beta[i % 40]) << i;
+  }
 }
 
 }  // namespace

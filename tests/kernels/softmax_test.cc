@@ -46,8 +46,9 @@ Case random_case(int64_t rows, int64_t dim, int64_t pad, float spread, double ma
   std::uniform_real_distribution<float> value(-spread, spread);
   std::bernoulli_distribution masked(masked_fraction);
   c.x.resize(static_cast<size_t>(rows * c.shape.x_stride));
-  for (auto& v : c.x)
+  for (auto& v : c.x) {
     v = masked(rng) ? kNegInf : value(rng);
+  }
   return c;
 }
 
@@ -98,13 +99,15 @@ TEST(SoftmaxTest, MaskedEntriesAndFullyMaskedRows) {
     cpu::softmax(c.shape, c.x.data(), y.data(), lse.data(), pool);
     for (int64_t row : {0, 7}) {
       EXPECT_EQ(lse[static_cast<size_t>(row)], kNegInf);
-      for (int64_t i = 0; i < dim; ++i)
+      for (int64_t i = 0; i < dim; ++i) {
         ASSERT_EQ(y[static_cast<size_t>(row * c.shape.y_stride + i)], 0.0f);
+      }
     }
     EXPECT_EQ(y[static_cast<size_t>(3 * c.shape.y_stride + dim / 2)], 1.0f);
     EXPECT_FLOAT_EQ(lse[3], 5.0f);
-    for (float v : y)
+    for (float v : y) {
       ASSERT_FALSE(std::isnan(v));
+    }
   }
 }
 
@@ -112,14 +115,16 @@ TEST(SoftmaxTest, RowsSumToOneAndLargeValuesDoNotOverflow) {
   ThreadPool pool(2);
   std::mt19937 rng(13);
   Case c = random_case(9, 333, 0, 5.0f, 0.0, rng);
-  for (auto& v : c.x)
+  for (auto& v : c.x) {
     v += 1e4f;  // exp(x) alone would overflow: the max subtraction must happen
+  }
   std::vector<float> y(c.x.size()), lse(9);
   cpu::softmax(c.shape, c.x.data(), y.data(), lse.data(), pool);
   for (int64_t r = 0; r < 9; ++r) {
     double sum = 0;
-    for (int64_t i = 0; i < 333; ++i)
+    for (int64_t i = 0; i < 333; ++i) {
       sum += y[static_cast<size_t>(r * 333 + i)];
+    }
     EXPECT_NEAR(sum, 1.0, 1e-5);
     EXPECT_TRUE(std::isfinite(lse[static_cast<size_t>(r)]));
     EXPECT_GT(lse[static_cast<size_t>(r)], 1e4f);
@@ -137,8 +142,9 @@ TEST(SoftmaxTest, InPlaceAndNullLse) {
   EXPECT_EQ(in_place, separate);
   std::vector<float> ref_in_place = c.x;
   reference::softmax(c.shape, ref_in_place.data(), ref_in_place.data(), nullptr);
-  for (size_t i = 0; i < c.x.size(); ++i)
+  for (size_t i = 0; i < c.x.size(); ++i) {
     ASSERT_NEAR(in_place[i], ref_in_place[i], 1e-5 * ref_in_place[i] + 1e-9);
+  }
 }
 
 TEST(SoftmaxTest, EmptyRowsHaveMinusInfinityLse) {

@@ -19,7 +19,8 @@ TEST(ThreadPool, RunsEveryTaskExactlyOnceWithValidThreadIndices) {
       hits[static_cast<size_t>(task)].fetch_add(1);
       if (thread < 0 || thread >= 3) bad_thread = true;
     });
-    for (int64_t i = 0; i < n; ++i) EXPECT_EQ(hits[static_cast<size_t>(i)].load(), 1) << "n=" << n << " task " << i;
+    for (int64_t i = 0; i < n; ++i)
+      EXPECT_EQ(hits[static_cast<size_t>(i)].load(), 1) << "n=" << n << " task " << i;
     EXPECT_FALSE(bad_thread.load());
   }
 }
@@ -44,10 +45,12 @@ TEST(ThreadPool, LoopsFromSeveralCallerThreadsAllComplete) {
   std::vector<std::thread> callers;
   for (int c = 0; c < 4; ++c) {
     callers.emplace_back([&] {
-      for (int rep = 0; rep < 200; ++rep) pool.parallel_for(16, [&](int64_t, int) { total.fetch_add(1); });
+      for (int rep = 0; rep < 200; ++rep)
+        pool.parallel_for(16, [&](int64_t, int) { total.fetch_add(1); });
     });
   }
-  for (auto& t : callers) t.join();
+  for (auto& t : callers)
+    t.join();
   EXPECT_EQ(total.load(), 4 * 200 * 16);
 }
 

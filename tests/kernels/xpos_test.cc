@@ -20,8 +20,9 @@ constexpr int64_t kStride = kHeads * kHeadDim + 8;  // rows inside a wider buffe
 std::vector<float> random_rows(int64_t rows, std::mt19937& rng) {
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   std::vector<float> v(static_cast<size_t>(rows * kStride));
-  for (auto& x : v)
+  for (auto& x : v) {
     x = dist(rng);
+  }
   return v;
 }
 
@@ -71,8 +72,9 @@ TEST(XposTest, DefaultScaleIsTorchscales) {
   ASSERT_EQ(scale.size(), 32u);
   EXPECT_FLOAT_EQ(scale[0], 0.4f / 1.4f);
   EXPECT_FLOAT_EQ(scale[31], (62.0f + 25.6f) / 89.6f);
-  for (size_t j = 1; j < scale.size(); ++j)
+  for (size_t j = 1; j < scale.size(); ++j) {
     EXPECT_GT(scale[j], scale[j - 1]);
+  }
 }
 
 TEST(XposTest, FastMatchesReference) {
@@ -142,8 +144,9 @@ TEST(XposTest, FiniteAndExactAtOneMillionTokens) {
   const std::vector<float> k = random_rows(rows, rng);
   const std::vector<float> qr = fast_xpos(q, rows, first, centre, XposRole::kQuery, config, pool);
   const std::vector<float> kr = fast_xpos(k, rows, first, centre, XposRole::kKey, config, pool);
-  for (size_t i = 0; i < qr.size(); ++i)
+  for (size_t i = 0; i < qr.size(); ++i) {
     ASSERT_TRUE(std::isfinite(qr[i]) && std::isfinite(kr[i])) << i;
+  }
   for (int64_t i = 0; i < rows; i += 7) {
     for (int64_t j = 0; j <= i; ++j) {
       ASSERT_NEAR(dot(qr, i, kr, j, 1), relative_dot(q, i, k, j, 1, static_cast<double>(i - j), config), 2e-5)

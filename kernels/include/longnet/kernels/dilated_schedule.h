@@ -14,7 +14,9 @@ struct DilatedBranch {
   int64_t dilation = 1;        // r
 };
 
-LONGNET_HOST_DEVICE int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+LONGNET_HOST_DEVICE int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 
 // torchscale's head-offset map: o(h) = floor(h / ceil(H / r)). Checkpoints depend on it.
 LONGNET_HOST_DEVICE int64_t head_offset(int64_t head, int64_t num_heads, int64_t dilation) {

@@ -2,7 +2,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "cpu/embedding_check.h"
+#include "common/embedding_check.h"
 #include "longnet/kernels/embedding.h"
 
 namespace longnet::kernels {

@@ -1,5 +1,3 @@
-#include <cblas.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -12,7 +10,8 @@
 namespace longnet::kernels {
 namespace {
 
-constexpr int64_t kBlasIntMax = std::numeric_limits<blasint>::max();
+// BLAS libraries (OpenBLAS in its usual build, cuBLAS) take 32-bit dimensions.
+constexpr int64_t kBlasIntMax = std::numeric_limits<int32_t>::max();
 
 absl::Status check_dim(const char* op, const char* name, int64_t value, int64_t min) {
   if (value < min || value > kBlasIntMax) {
@@ -51,8 +50,9 @@ absl::Status validate_gemm(const GemmShape& s, const GemmBatch& batch) {
   }
   for (auto [name, value] : {std::pair{"stride_a", batch.stride_a}, std::pair{"stride_b", batch.stride_b},
                              std::pair{"stride_c", batch.stride_c}}) {
-    if (value < 0)
+    if (value < 0) {
       return absl::InvalidArgumentError(absl::StrCat("gemm: ", name, " = ", value, " is negative"));
+    }
   }
   if (batch.count > 1 && s.m > 0 && s.n > 0 && batch.stride_c < (s.m - 1) * s.ldc + s.n) {
     return absl::InvalidArgumentError(absl::StrCat("gemm: stride_c = ", batch.stride_c,

@@ -5,7 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "cpu/xpos_common.h"
+#include "common/xpos_common.h"
 #include "longnet/kernels/xpos.h"
 
 namespace longnet::kernels {
@@ -16,8 +16,9 @@ std::vector<float> xpos_default_scale(int64_t head_dim) {
   std::vector<float> scale(static_cast<size_t>(std::max<int64_t>(0, head_dim / 2)));
   const auto offset = static_cast<float>(0.4 * static_cast<double>(head_dim));
   const auto denominator = static_cast<float>(1.4 * static_cast<double>(head_dim));
-  for (size_t j = 0; j < scale.size(); ++j)
+  for (size_t j = 0; j < scale.size(); ++j) {
     scale[j] = (static_cast<float>(2 * j) + offset) / denominator;
+  }
   return scale;
 }
 
