@@ -6,18 +6,6 @@
 
 namespace longnet::model {
 
-std::string_view dtype_name(DType dtype) {
-  switch (dtype) {
-    case DType::kF32:
-      return "float32";
-    case DType::kF16:
-      return "float16";
-    case DType::kBF16:
-      return "bfloat16";
-  }
-  return "unknown";
-}
-
 absl::StatusOr<DType> parse_dtype(std::string_view name) {
   // Debian's Abseil keeps its own string_view, so std::string_view is converted by hand.
   const absl::string_view view(name.data(), name.size());

@@ -1,15 +1,15 @@
-#include "longnet/kernels/convert.h"
+#include "longnet/kernels/dtype.h"
 
 namespace longnet::kernels {
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
     case DType::kF32:
-      return "F32";
+      return "float32";
     case DType::kF16:
-      return "F16";
+      return "float16";
     case DType::kBF16:
-      return "BF16";
+      return "bfloat16";
   }
   return "unknown";
 }

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "cpu/attention_tile.h"
+#include "cpu/vec_avx2.h"
 
 // AVX2/FMA tile loops. Both products use one 6x16 register block (12 accumulators, as BLIS does for
 // sgemm on Haswell-class cores): per step, two 8-float loads of the right operand and six broadcasts of
@@ -53,45 +54,9 @@ inline void micro_6x16(int64_t k_len, const float* a, int64_t lda, const float* 
   _mm256_storeu_ps(c + 5 * ldc, c50), _mm256_storeu_ps(c + 5 * ldc + 8, c51);
 }
 
-// exp(x) for x <= 0 (softmax arguments): Cody-Waite reduction x = n ln2 + f and a degree-6 polynomial
-// for exp(f), about 2 ulp. Arguments below -87 give ~1e-38 rather than 0, which no sum can tell apart.
-inline __m256 exp_nonpositive(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 f = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  f = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), f);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(f, f), _mm256_add_ps(f, _mm256_set1_ps(1.0f)));
-  const __m256i pow2n =
-      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(pow2n));
-}
-
-inline float horizontal_max(__m256 v) {
-  __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  x = _mm_max_ps(x, _mm_movehl_ps(x, x));
-  x = _mm_max_ss(x, _mm_movehdup_ps(x));
-  return _mm_cvtss_f32(x);
-}
-
-inline float horizontal_sum(__m256 v) {
-  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-  x = _mm_add_ss(x, _mm_movehdup_ps(x));
-  return _mm_cvtss_f32(x);
-}
-
 // Lanes c..c+7 that lie below `valid`.
 inline __m256 lanes_below(int64_t c, int64_t valid) {
-  const __m256i lane =
-      _mm256_add_epi32(_mm256_set1_epi32(static_cast<int>(c)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(valid)), lane));
+  return _mm256_castsi256_ps(avx2::tail_mask(valid - c));
 }
 
 void scores_avx2(const float* q, int64_t rows, int64_t head_dim, const float* k_strips, int64_t strips,
@@ -118,12 +83,12 @@ void softmax_step_avx2(float* scores, int64_t rows, int64_t cols, int64_t ld_sco
     for (int64_t c = 0; c < valid; c += 8) {
       vmax = _mm256_max_ps(vmax, _mm256_blendv_ps(neg_inf, _mm256_loadu_ps(row + c), lanes_below(c, valid)));
     }
-    const float new_max = std::max(m[i], horizontal_max(vmax));
+    const float new_max = std::max(m[i], avx2::hmax(vmax));
     const float alpha = std::exp(m[i] - new_max);  // 0 when m[i] is still -inf
     const __m256 shift = _mm256_set1_ps(new_max);
     __m256 vsum = _mm256_setzero_ps();
     for (int64_t c = 0; c < cols; c += 8) {
-      const __m256 e = exp_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(row + c), shift));
+      const __m256 e = avx2::exp(_mm256_sub_ps(_mm256_loadu_ps(row + c), shift));
       const __m256 p = _mm256_and_ps(e, lanes_below(c, valid));
       _mm256_storeu_ps(row + c, p);
       vsum = _mm256_add_ps(vsum, p);
@@ -134,7 +99,7 @@ void softmax_step_avx2(float* scores, int64_t rows, int64_t cols, int64_t ld_sco
       for (int64_t d = 0; d < dim_padded; d += 8)
         _mm256_storeu_ps(out + d, _mm256_mul_ps(_mm256_loadu_ps(out + d), va));
     }
-    l[i] = l[i] * alpha + horizontal_sum(vsum);
+    l[i] = l[i] * alpha + avx2::hsum(vsum);
     m[i] = new_max;
   }
 }

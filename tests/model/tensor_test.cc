@@ -49,7 +49,7 @@ TEST(DTypeTest, SizesAndNames) {
     ASSERT_TRUE(parsed.ok()) << parsed.status();
     EXPECT_EQ(*parsed, d);
   }
-  EXPECT_EQ(dtype_name(DType::kBF16), "bfloat16");
+  EXPECT_STREQ(dtype_name(DType::kBF16), "bfloat16");
   EXPECT_EQ(*parse_dtype("BF16"), DType::kBF16);  // safetensors spelling
   EXPECT_EQ(*parse_dtype("F32"), DType::kF32);
 }

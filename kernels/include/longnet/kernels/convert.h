@@ -3,19 +3,13 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "longnet/kernels/dtype.h"
+
 // Conversions between float32 and the 16-bit storage formats of model weights: IEEE binary16 (fp16)
 // and bfloat16 (bf16), both carried as raw uint16_t bits. Narrowing rounds to nearest, ties to even;
 // overflow gives inf; subnormals are exact both ways; NaN stays NaN (quietened, sign and the top
 // payload bits kept, as x86 F16C does). Widening is exact.
 namespace longnet::kernels {
-
-// How a tensor's elements are stored.
-enum class DType { kF32, kF16, kBF16 };
-
-inline size_t dtype_size(DType dtype) {
-  return dtype == DType::kF32 ? 4 : 2;
-}
-const char* dtype_name(DType dtype);  // "F32", "F16", "BF16" (safetensors spelling)
 
 namespace cpu {
 // F16C / AVX2 when the processor has them, else the reference. src and dst must not overlap.

@@ -7,20 +7,16 @@
 #include <type_traits>
 
 #include "absl/status/statusor.h"
+#include "longnet/kernels/dtype.h"
 
 namespace longnet::model {
 
-// Element types of tensors. Compute is fp32; fp16 and bf16 exist to store weights and caches compactly.
-enum class DType : uint8_t { kF32, kF16, kBF16 };
+// The element types are the kernels' (longnet/kernels/dtype.h).
+using kernels::DType;
+using kernels::dtype_name;
+using kernels::dtype_size;
 
-constexpr size_t dtype_size(DType dtype) {
-  return dtype == DType::kF32 ? 4 : 2;
-}
-
-// "float32", "float16", "bfloat16": the names torch and safetensors configs use.
-std::string_view dtype_name(DType dtype);
-
-// Accepts the names above (and the short forms "f32"/"fp32", "f16"/"fp16"/"half", "bf16").
+// Accepts dtype_name's names (and the short forms "f32"/"fp32", "f16"/"fp16"/"half", "bf16").
 absl::StatusOr<DType> parse_dtype(std::string_view name);
 
 // Whether elements of `dtype` may be accessed as T. fp16/bf16 have no C++ type of their own here, so
