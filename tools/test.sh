@@ -26,6 +26,10 @@ cmake --build build/ci-release -j "$jobs"
 
 step "test: default build"
 ctest --test-dir build/ci-release --output-on-failure -j "$jobs"
+# CTest lists skipped tests without their reason; the GPU runner prints it (or runs them on a GPU).
+if [[ -x build/ci-release/tests/longnet_gpu_tests ]]; then
+  tests/gpu/run.sh build/ci-release
+fi
 
 step "configure + build: CPU only, ASan + UBSan"
 cmake -S . -B build/ci-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGNET_WITH_CUDA=OFF \
