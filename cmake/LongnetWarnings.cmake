@@ -13,6 +13,7 @@ if(LONGNET_SANITIZE)
   add_link_options(${_san})
 endif()
 
-# SIMD kernels are compiled for AVX2+FMA in their own translation units and chosen at run time
+# SIMD kernels are compiled for AVX2+FMA (and AVX-512) in their own translation units and chosen at run time
 # (see kernels/cpu/cpu_features.h); everything else keeps the distribution's baseline.
 set(LONGNET_AVX2_FLAGS -mavx2 -mfma -mf16c)
+set(LONGNET_AVX512_FLAGS -mavx512f -mavx512dq -mavx512bw -mavx512vl -mavx2 -mfma -mf16c)

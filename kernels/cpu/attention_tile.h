@@ -3,15 +3,15 @@
 #include <cstdint>
 
 // The inner loops of the CPU dilated-attention kernel, on packed tiles of one head's dilated rows of one
-// segment (see dilated_attention.cc for the packing). Two implementations: AVX2/FMA and portable C++.
+// segment (see dilated_attention.cc for the packing).
 namespace longnet::kernels::cpu {
 
 // Tile geometry. Query tiles are kQueryTile rows (a multiple of kMicroRows); key blocks are kKeyBlock
 // keys (a multiple of kKeyStrip). Keys are packed in strips of kKeyStrip: strip s holds, for every
 // dimension d, the kKeyStrip values k[s*kKeyStrip + c][d] contiguously, so the score micro-kernel reads
 // one contiguous 16-float vector per d. Value rows and output rows are padded to a multiple of
-// kKeyStrip floats.
-inline constexpr int kMicroRows = 6;
+// kKeyStrip floats. Three implementations, chosen at run time: AVX-512, AVX2/FMA, portable C++.
+inline constexpr int kMicroRows = 12;  // row padding: a whole number of every backend's row blocks
 inline constexpr int kKeyStrip = 16;
 inline constexpr int kQueryTile = 48;
 inline constexpr int kKeyBlock = 128;
@@ -36,6 +36,7 @@ struct AttentionTileOps {
                             float* acc, int64_t dim_padded);
 };
 
+const AttentionTileOps& attention_tile_ops_avx512();
 const AttentionTileOps& attention_tile_ops_avx2();
 const AttentionTileOps& attention_tile_ops_generic();
 

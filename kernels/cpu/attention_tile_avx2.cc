@@ -13,7 +13,9 @@
 namespace longnet::kernels::cpu {
 namespace {
 
-static_assert(kMicroRows == 6 && kKeyStrip == 16, "the micro-kernels below are written for 6x16 blocks");
+constexpr int64_t kRows = 6;  // rows of one register block
+static_assert(kMicroRows % kRows == 0 && kKeyStrip == 16,
+              "the micro-kernels below are written for 6x16 blocks");
 
 // C[6][16] (+)= A[6][k_len] * B[k_len][16]; A rows lda apart, B rows ldb apart, C rows ldc apart.
 template <bool kAccumulate>
@@ -61,8 +63,9 @@ inline __m256 lanes_below(int64_t c, int64_t valid) {
 
 void scores_avx2(const float* q, int64_t rows, int64_t head_dim, const float* k_strips, int64_t strips,
                  float* scores, int64_t ld_scores) {
-  for (int64_t i = 0; i < rows; i += kMicroRows) {
-    for (int64_t s = 0; s < strips; ++s) {
+  // Strips outer: one 16-key strip (16 * head_dim floats) stays in L1 while every row group uses it.
+  for (int64_t s = 0; s < strips; ++s) {
+    for (int64_t i = 0; i < rows; i += kRows) {
       micro_6x16<false>(head_dim, q + i * head_dim, head_dim, k_strips + s * head_dim * kKeyStrip, kKeyStrip,
                         scores + i * ld_scores + s * kKeyStrip, ld_scores);
     }
@@ -106,8 +109,9 @@ void softmax_step_avx2(float* scores, int64_t rows, int64_t cols, int64_t ld_sco
 
 void accumulate_values_avx2(const float* p, int64_t rows, int64_t keys, int64_t ld_p, const float* v,
                             float* acc, int64_t dim_padded) {
-  for (int64_t i = 0; i < rows; i += kMicroRows) {
-    for (int64_t c = 0; c < dim_padded; c += kKeyStrip) {
+  // Value columns outer: a keys x 16 column slice of v stays in L1 while every row group uses it.
+  for (int64_t c = 0; c < dim_padded; c += kKeyStrip) {
+    for (int64_t i = 0; i < rows; i += kRows) {
       micro_6x16<true>(keys, p + i * ld_p, ld_p, v + c, dim_padded, acc + i * dim_padded + c, dim_padded);
     }
   }

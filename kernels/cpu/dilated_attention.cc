@@ -24,6 +24,13 @@ int64_t round_up(int64_t a, int64_t m) {
   return (a + m - 1) / m * m;
 }
 
+// Asks for the cache lines of `floats` floats at p. Rows of one head are scattered over the whole
+// sequence (r rows apart), so the hardware prefetcher does not see them coming.
+void prefetch_floats(const float* p, int64_t floats) {
+  for (int64_t i = 0; i < floats; i += 16)
+    __builtin_prefetch(p + i);
+}
+
 struct Panels {
   int64_t max_visible = 0;  // the most visible rows any (branch, head, segment) can have
   int64_t dim_padded = 0;   // head_dim rounded up to whole key strips (value and output rows)
@@ -116,20 +123,30 @@ void run_segment(const Context& ctx, const DilatedBranch& branch, const SegmentT
   float* scores = q_tile + round_up(kQueryTile * dim, kAlignFloats);
   float* acc = scores + kQueryTile * kKeyBlock;
 
+  // Keys go into strips (see attention_tile.h), written strip by strip so the stores stay sequential;
+  // values into rows padded to dim_padded. Padding keys are zero (their scores are masked anyway).
+  constexpr int64_t kPrefetchRows = 8;
   const int64_t visible_padded = round_up(visible, kKeyStrip);
-  for (int64_t j = 0; j < visible_padded; ++j) {
-    float* strip = k_strips + (j / kKeyStrip) * dim * kKeyStrip + j % kKeyStrip;
-    float* vr = v_rows + j * dim_padded;
-    if (j < visible) {
-      const float* kr = ctx.k + row_of(j) * shape.k_stride + col;
-      for (int64_t d = 0; d < dim; ++d)
-        strip[d * kKeyStrip] = kr[d];
-      std::copy_n(ctx.v + row_of(j) * shape.v_stride + col, dim, vr);
-      std::fill(vr + dim, vr + dim_padded, 0.0f);
-    } else {
-      for (int64_t d = 0; d < dim; ++d)
-        strip[d * kKeyStrip] = 0.0f;
-      std::fill(vr, vr + dim_padded, 0.0f);
+  for (int64_t j0 = 0; j0 < visible_padded; j0 += kKeyStrip) {
+    float* strip = k_strips + j0 * dim;
+    for (int64_t c = 0; c < kKeyStrip; ++c) {
+      const int64_t j = j0 + c;
+      float* vr = v_rows + j * dim_padded;
+      if (j + kPrefetchRows < visible) {
+        prefetch_floats(ctx.k + row_of(j + kPrefetchRows) * shape.k_stride + col, dim);
+        prefetch_floats(ctx.v + row_of(j + kPrefetchRows) * shape.v_stride + col, dim);
+      }
+      if (j < visible) {
+        const float* kr = ctx.k + row_of(j) * shape.k_stride + col;
+        for (int64_t d = 0; d < dim; ++d)
+          strip[d * kKeyStrip + c] = kr[d];
+        std::copy_n(ctx.v + row_of(j) * shape.v_stride + col, dim, vr);
+        std::fill(vr + dim, vr + dim_padded, 0.0f);
+      } else {
+        for (int64_t d = 0; d < dim; ++d)
+          strip[d * kKeyStrip + c] = 0.0f;
+        std::fill(vr, vr + dim_padded, 0.0f);
+      }
     }
   }
 
@@ -149,6 +166,12 @@ void run_segment(const Context& ctx, const DilatedBranch& branch, const SegmentT
         std::fill(qr, qr + dim, 0.0f);
       }
     }
+    // The next tile's queries and this tile's output rows arrive while this tile computes.
+    for (int64_t i = 0; i < std::min<int64_t>(kQueryTile, visible - j0 - rows); ++i) {
+      prefetch_floats(ctx.q + row_of(j0 + rows + i) * shape.q_stride + col, dim);
+    }
+    for (int64_t i = 0; i < rows; ++i)
+      prefetch_floats(ctx.out + row_of(j0 + i) * shape.out_stride + col, dim);
     std::fill(m.begin(), m.end(), kNegInf);
     std::fill(l.begin(), l.end(), 0.0f);
     std::fill(acc, acc + rows_padded * dim_padded, 0.0f);
@@ -170,6 +193,12 @@ void run_segment(const Context& ctx, const DilatedBranch& branch, const SegmentT
                 l[static_cast<size_t>(i)], first_branch);
     }
   }
+}
+
+const AttentionTileOps& select_tile_ops() {
+  if (has_avx512()) return attention_tile_ops_avx512();
+  if (has_avx2_fma()) return attention_tile_ops_avx2();
+  return attention_tile_ops_generic();
 }
 
 // Without an r = 1 branch some (row, head) pairs may be covered by no branch: they must read 0 / -inf.
@@ -203,7 +232,7 @@ absl::Status dilated_attention(const DilatedAttentionShape& shape, const Dilated
                                                    " are needed for ", pool.num_threads(), " threads"));
   }
   const Context ctx{shape,
-                    has_avx2_fma() ? attention_tile_ops_avx2() : attention_tile_ops_generic(),
+                    select_tile_ops(),
                     q,
                     k,
                     v,
