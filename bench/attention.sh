@@ -4,7 +4,8 @@
 #   attention N=<n> seconds=<s> gflops=<g>        dilated attention, H=8, D=64, paper schedule, causal
 #   ratio attention(N=65536)/sgemm=<x>  t(1M)/t(64K)=<y>
 # gflops counts only useful work: 4*D flops per (query, visible key) pair over all branches and heads.
-# N=1048576 needs about 8.5 GB of memory and a minute or two.
+# Each size runs 3 times and the fastest counts (the machines are shared). N=1048576 needs about 8.5 GB of
+# memory; the whole script takes a few minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${LONGNET_BENCH_BUILD_DIR:-build/bench}
@@ -22,17 +23,20 @@ trap 'rm -rf "$out"' EXIT
 python3 - "$out/gemm.json" "$out/attention.json" <<'PY'
 import json, sys
 
-gemm = json.load(open(sys.argv[1]))["benchmarks"]
-runs = [b for b in gemm if b.get("run_type") == "iteration"]
-sgemm = max(b["gflops"] for b in runs) / 1e9 if runs[0]["gflops"] > 1e6 else max(b["gflops"] for b in runs)
+# Each figure is the best of its repetitions: on a shared machine, slower repetitions measure neighbours.
+gemm = [b for b in json.load(open(sys.argv[1]))["benchmarks"] if b.get("run_type") == "iteration"]
+sgemm = max(b["gflops"] for b in gemm) / 1e9  # the counter is in flop/s
 print(f"sgemm gflops={sgemm:.1f}")
 
-seconds = {}
+best = {}
 for b in json.load(open(sys.argv[2]))["benchmarks"]:
+    if b.get("run_type") != "iteration":
+        continue
     n = int(b["name"].split("/")[1])
-    seconds[n] = b["real_time"]  # the benchmark's unit is seconds
+    if n not in best or b["real_time"] < best[n]["real_time"]:
+        best[n] = b
+for n, b in sorted(best.items()):
     print(f"attention N={n} seconds={b['real_time']:.3f} gflops={b['gflops']:.1f}")
-att = json.load(open(sys.argv[2]))["benchmarks"]
-g64 = next(b["gflops"] for b in att if b["name"].split("/")[1] == "65536")
-print(f"ratio attention(N=65536)/sgemm={g64 / sgemm:.2f}  t(1M)/t(64K)={seconds[1048576] / seconds[65536]:.2f}")
+print(f"ratio attention(N=65536)/sgemm={best[65536]['gflops'] / sgemm:.2f}  "
+      f"t(1M)/t(64K)={best[1048576]['real_time'] / best[65536]['real_time']:.2f}")
 PY
