@@ -1,4 +1,4 @@
-"""Float64 reference of LongNet dilated attention, as /work/shared/design/LONGNET.md defines it.
+"""Float64 reference of LongNet dilated attention, as LONGNET.md (../shared/design/) defines it.
 
 Two independent formulations live here so that each checks the other:
 
