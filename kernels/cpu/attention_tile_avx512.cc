@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "cpu/attention_tile.h"
+#include "cpu/exp_polynomial.h"
 
 // GCC 12's own AVX-512 intrinsics (the reductions, roundscale) start from _mm512_undefined_ps() and
 // trip -Wmaybe-uninitialized when inlined; the warning is about the header, not this code.
@@ -54,21 +55,22 @@ inline void micro_block(int64_t k_len, const float* a, int64_t lda, const float*
   }
 }
 
-// e^x for x <= 0: x = n ln2 + f with a degree-6 polynomial for e^f (2e-9 relative), and 2^n applied by
-// scalef, which goes to 0 smoothly far below the float range.
+// e^x for x <= 0 (exp_polynomial.h), with 2^n applied by scalef, which goes to 0 smoothly far below the
+// float range.
 inline __m512 exp_nonpositive(__m512 x) {
+  namespace c = exp_polynomial;
   x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));  // e^-104 is 0 in float; keeps n in range
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.4426950216293335f)),
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(c::kLog2e)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 f = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-  f = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), f);
-  __m512 p = _mm512_set1_ps(0.0013941108481958508f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.00837512593716383f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.04166635125875473f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.16666415333747864f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  __m512 f = _mm512_fnmadd_ps(n, _mm512_set1_ps(c::kLn2Hi), x);
+  f = _mm512_fnmadd_ps(n, _mm512_set1_ps(c::kLn2Lo), f);
+  __m512 p = _mm512_set1_ps(c::kC6);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(c::kC5));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(c::kC4));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(c::kC3));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(c::kC2));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(c::kC1));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(c::kC0));
   return _mm512_scalef_ps(p, n);
 }
 

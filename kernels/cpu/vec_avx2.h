@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "cpu/exp_polynomial.h"
+
 namespace longnet::kernels::cpu::avx2 {
 
 inline float hsum(__m256 v) {
@@ -31,21 +33,20 @@ inline __m256i tail_mask(int64_t count) {
 // e^(a + b) for a + b in [-87.3, 88.3], where a may be large and b is small (|b| of order 1). a enters
 // the range reduction a - n ln2 on its own, where it is exact, so its rounding error does not grow with
 // |a| (one rounded argument a + b would be off by |a| * 2^-24, i.e. 5e-6 relative at a = -80).
-// The polynomial is a degree-6 fit of e^r on [-ln2/2, ln2/2], 2e-9 relative.
+// The polynomial: exp_polynomial.h.
 inline __m256 exp_split(__m256 a, __m256 b) {
-  const __m256 ln2_hi = _mm256_set1_ps(0.693145751953125f);  // 15 significant bits: n * ln2_hi is exact
-  const __m256 ln2_lo = _mm256_set1_ps(1.428606765330187e-06f);
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(_mm256_add_ps(a, b), _mm256_set1_ps(1.4426950216293335f)),
+  namespace c = exp_polynomial;
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(_mm256_add_ps(a, b), _mm256_set1_ps(c::kLog2e)),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, ln2_hi, a);
-  r = _mm256_fnmadd_ps(n, ln2_lo, _mm256_add_ps(r, b));
-  __m256 p = _mm256_set1_ps(0.0013941108481958508f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.00837512593716383f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.04166635125875473f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.16666415333747864f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(c::kLn2Hi), a);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(c::kLn2Lo), _mm256_add_ps(r, b));
+  __m256 p = _mm256_set1_ps(c::kC6);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c::kC5));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c::kC4));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c::kC3));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c::kC2));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c::kC1));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c::kC0));
   const __m256i exponent =
       _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(exponent));
