@@ -11,10 +11,10 @@ namespace longnet::kernels::cpu {
 // dimension d, the kKeyStrip values k[s*kKeyStrip + c][d] contiguously, so the score micro-kernel reads
 // one contiguous 16-float vector per d. Value rows and output rows are padded to a multiple of
 // kKeyStrip floats. Three implementations, chosen at run time: AVX-512, AVX2/FMA, portable C++.
-inline constexpr int kMicroRows = 12;  // row padding: a whole number of every backend's row blocks
-inline constexpr int kKeyStrip = 16;
-inline constexpr int kQueryTile = 48;
-inline constexpr int kKeyBlock = 128;
+inline constexpr int64_t kMicroRows = 12;  // row padding: a whole number of every backend's row blocks
+inline constexpr int64_t kKeyStrip = 16;
+inline constexpr int64_t kQueryTile = 48;
+inline constexpr int64_t kKeyBlock = 128;
 
 struct AttentionTileOps {
   // scores[i][c] = sum_d q[i][d] * k_strips[c / 16][d][c % 16] for i < rows, c < strips * 16.

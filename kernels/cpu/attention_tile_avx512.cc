@@ -17,7 +17,7 @@
 namespace longnet::kernels::cpu {
 namespace {
 
-constexpr int kRows = 12;
+constexpr int64_t kRows = 12;
 static_assert(kMicroRows % kRows == 0 && kKeyStrip == 16,
               "the micro-kernels below are written for 12-row blocks");
 

@@ -223,7 +223,9 @@ int64_t dilated_attention_workspace_floats(const DilatedAttentionShape& shape,
 }
 
 absl::Status dilated_attention(const DilatedAttentionShape& shape, const DilatedAttentionParams& params,
-                               const float* q, const float* k, const float* v, float* out, float* lse,
+                               const float* q, const float* k, const float* v,
+                               float* out,  // NOLINT(readability-non-const-parameter): written via Context
+                               float* lse,  // NOLINT(readability-non-const-parameter): written via Context
                                std::span<float> workspace, ThreadPool& pool) {
   if (absl::Status st = validate_dilated_attention(shape, params); !st.ok()) return st;
   const int64_t needed = dilated_attention_workspace_floats(shape, params, pool.num_threads());

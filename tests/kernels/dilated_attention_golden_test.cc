@@ -341,7 +341,7 @@ TEST(HashInputs, MatchesPython) {
 // --- The .npy reader and writer.
 
 std::string write_bytes(const std::string& name, const std::string& bytes) {
-  const std::string path = ::testing::TempDir() + "/" + name;
+  std::string path = ::testing::TempDir() + "/" + name;
   std::ofstream(path, std::ios::binary | std::ios::trunc)
       .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   return path;

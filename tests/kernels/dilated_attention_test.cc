@@ -210,6 +210,27 @@ TEST(DilatedAttention, ThreadCountDoesNotChangeResult) {
   EXPECT_EQ(one.lse, many.lse);
 }
 
+// Scratch memory is bounded by the schedule (ceil(w / r) rows per panel), not by the sequence: the fast
+// path never holds a gathered copy of a whole branch.
+TEST(DilatedAttention, WorkspaceDoesNotGrowWithTheSequence) {
+  const DilatedAttentionParams params{{{2048, 1}, {4096, 2}, {8192, 4}, {16384, 6}, {32768, 12}}, true, 0.0f};
+  const auto floats_for = [&](int64_t n) {
+    const std::vector<int64_t> starts{0};
+    const std::vector<int64_t> lens{n};
+    DilatedAttentionShape shape;
+    shape.num_heads = 8;
+    shape.head_dim = 64;
+    shape.seq_starts = starts;
+    shape.seq_lens = lens;
+    shape.q_stride = shape.k_stride = shape.v_stride = shape.out_stride = 8 * 64;
+    return cpu::dilated_attention_workspace_floats(shape, params, 2);
+  };
+  EXPECT_EQ(floats_for(65536), floats_for(1 << 20));
+  EXPECT_EQ(floats_for(32768), floats_for(1 << 30));
+  // The largest panel: 2048 keys of the r = 1 branch and 32768 / 12 of the widest, for K and V.
+  EXPECT_LT(floats_for(1 << 20), 2 * 2 * 2816 * 64 + 2 * 16384);
+}
+
 TEST(DilatedAttention, RejectsBadArguments) {
   const Case c{"", 2, 8, {10}, {{8, 1}}, true};
   Buffers b = make_buffers(c, 1);

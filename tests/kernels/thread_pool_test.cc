@@ -43,6 +43,7 @@ TEST(ThreadPool, LoopsFromSeveralCallerThreadsAllComplete) {
   ThreadPool pool(2);
   std::atomic<int64_t> total{0};
   std::vector<std::thread> callers;
+  callers.reserve(4);
   for (int c = 0; c < 4; ++c) {
     callers.emplace_back([&] {
       for (int rep = 0; rep < 200; ++rep)
