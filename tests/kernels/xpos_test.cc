@@ -55,7 +55,7 @@ double relative_dot(const std::vector<float>& q, int64_t i, const std::vector<fl
                     int64_t head, double delta, const XposConfig& config) {
   double sum = 0;
   for (int64_t p = 0; p < kHeadDim / 2; ++p) {
-    const double angle = delta * std::pow(10000.0, -static_cast<double>(p) / (kHeadDim / 2));
+    const double angle = delta * std::pow(10000.0, -static_cast<double>(p) / (kHeadDim / 2.0));
     const double zeta = std::pow(double{config.scale[static_cast<size_t>(p)]}, delta / config.scale_base);
     const size_t qa = static_cast<size_t>(i * kStride + head * kHeadDim + 2 * p);
     const size_t ka = static_cast<size_t>(j * kStride + head * kHeadDim + 2 * p);
