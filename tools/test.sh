@@ -3,7 +3,8 @@
 #   1. the default build (Release; CUDA sources compiled when nvcc exists) and its full test suite;
 #   2. a CPU-only (LONGNET_WITH_CUDA=OFF) build with AddressSanitizer + UndefinedBehaviorSanitizer,
 #      whose tests run under the sanitizers;
-#   3. a clang-format check of every source file.
+#   3. the same with ThreadSanitizer (the thread pool, the memory pool and the threaded kernels);
+#   before all, a clang-format check of every source file.
 # Build trees go to build/ci-*; ccache keeps rebuilds fast.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +40,16 @@ cmake --build build/ci-sanitize -j "$jobs"
 step "test: CPU only under ASan + UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build/ci-sanitize --output-on-failure -j "$jobs"
+
+step "configure + build: CPU only, ThreadSanitizer"
+cmake -S . -B build/ci-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGNET_WITH_CUDA=OFF \
+  -DLONGNET_TSAN=ON -DLONGNET_WERROR=ON -DLONGNET_BUILD_BENCH=OFF "${launcher[@]}"
+cmake --build build/ci-tsan -j "$jobs"
+
+step "test: CPU only under ThreadSanitizer"
+# OpenBLAS's own worker threads synchronise in uninstrumented code that TSan cannot see (it reports their
+# hand-offs as races); with one BLAS thread, every thread TSan watches is ours.
+OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest --test-dir build/ci-tsan --output-on-failure -j "$jobs"
 
 step "all tests passed"
 
