@@ -11,10 +11,13 @@ target_include_directories(longnet_blas SYSTEM INTERFACE ${LONGNET_CBLAS_INCLUDE
 target_link_libraries(longnet_blas INTERFACE ${BLAS_LIBRARIES})
 
 find_package(absl REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)  # config.json and safetensors headers
 find_package(Protobuf REQUIRED)
 # Debian's gRPC ships pkg-config files and the C++ plugin as a separate binary.
 pkg_check_modules(GRPCPP REQUIRED IMPORTED_TARGET grpc++)
 find_program(LONGNET_GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
+# The tiktoken pre-tokenizer regex needs Unicode properties and lookahead (std::regex has neither).
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 
 if(LONGNET_BUILD_TESTS)
   find_package(GTest REQUIRED)

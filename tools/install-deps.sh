@@ -9,13 +9,12 @@ packages=(
   libgrpc++-dev libgrpc-dev protobuf-compiler protobuf-compiler-grpc libprotobuf-dev grpc-proto
   libabsl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libopenblas-dev
+  libopenblas-dev libpcre2-dev
   python3 python3-numpy
+  # The float64 PyTorch reference of the model contract (tools/reference) that the engine's parity tests
+  # run against, the demo model's training and the torchscale converter.
+  python3-torch
 )
-# The PyTorch reference (tools/reference) is optional: golden files are committed, CI does not need torch.
-if [[ "${LONGNET_WITH_TORCH:-0}" == "1" ]]; then
-  packages+=(python3-torch)
-fi
 
 missing=()
 for p in "${packages[@]}"; do

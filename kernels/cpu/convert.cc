@@ -2,6 +2,10 @@
 
 #include <cstdint>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include "cpu/basic_avx2.h"
 #include "cpu/cpu_features.h"
 
@@ -10,8 +14,12 @@ namespace {
 
 bool use_avx2() {
 #if defined(__x86_64__) || defined(__i386__)
-  // F16C came with AVX2 on every x86 design, but a hypervisor can hide it separately.
-  static const bool supported = has_avx2_fma() && __builtin_cpu_supports("f16c");
+  // F16C came with AVX2 on every x86 design, but a hypervisor can hide it separately. Asked of CPUID
+  // (leaf 1, ECX) directly: clang 14 does not know "f16c" as a __builtin_cpu_supports feature.
+  static const bool supported = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    return has_avx2_fma() && __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
+  }();
   return supported;
 #else
   return false;

@@ -1,0 +1,382 @@
+#include "longnet/kernels/prefix_attention.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "cpu/attention_tile.h"
+#include "cpu/cpu_features.h"
+#include "cpu/prefix_rows.h"
+
+// The fast CPU path. The work is cut into tasks of (query tile, key chunk); each task leaves a softmax
+// state per query row -- running max m, sum l = sum exp(s - m), and unnormalised output acc -- which is
+// the answer when there is one chunk, and otherwise a partial that a last pass merges over the chunks
+// (split-K, as in flash-decoding). How the work is cut depends on the shape only, never on the thread
+// count, so every pool size gives bit-identical results.
+namespace longnet::kernels::cpu {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr int64_t kAlignFloats = 16;  // 64 bytes
+
+// Below this many queries the rows route runs: reading k and v in place once per query costs less than
+// packing them for the tile kernels (measured with bench/prefix_attention_bench.cc).
+static const int64_t kMinTileQueries = getenv("XMIN") ? atoi(getenv("XMIN")) : 4;  // TEMP
+// Keys per task on the rows route: enough to hide a task's dispatch, few enough that a 2K-key decode
+// already spreads over two threads.
+static const int64_t kRowChunkKeys = getenv("XCHUNK") ? atoi(getenv("XCHUNK")) : 1024;  // TEMP
+// The tile route wants at least this many tasks. With this many full query tiles or more, keys are
+// packed once and shared and each task is one tile against all keys; with fewer queries, keys are split
+// in chunks of kTileChunkKeys and each task packs its own chunk into thread-private scratch (a few
+// queries must not pay a shared pack's extra pass over a cache that does not fit in L2).
+constexpr int64_t kMinTasks = 8;
+static const int64_t kTileChunkKeys = getenv("XTCHUNK") ? atoi(getenv("XTCHUNK")) : 8 * kKeyBlock;  // TEMP
+
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+int64_t round_up(int64_t a, int64_t m) {
+  return ceil_div(a, m) * m;
+}
+
+// How one call is cut into tasks, and where its scratch lives (sizes in floats, each region aligned).
+struct Plan {
+  bool tiles = false;      // the tile route (else the rows route)
+  bool shared_pack = false;  // tile route: keys packed once for all tasks (else per task, privately)
+  int64_t dim_padded = 0;  // accumulator rows: head_dim rounded up to whole key strips on the tile route
+  int64_t tile_rows = 1;   // queries per task
+  int64_t num_tiles = 0;
+  int64_t chunk_keys = 0;  // keys per task (a multiple of kKeyBlock on the tile route)
+  int64_t num_chunks = 1;
+  // A softmax state for tile_rows rows: acc[tile_rows][dim_padded], then m[tile_rows], l[tile_rows].
+  int64_t state_floats = 0;
+  // Workspace: [shared packed keys][shared packed values][partial states, when num_chunks > 1]
+  // [per thread: packed chunk (private packing), q tile + scores (tiles) or scores (rows), one state].
+  int64_t packed_k_floats = 0;
+  int64_t packed_v_floats = 0;
+  int64_t partial_floats = 0;
+  int64_t pack_floats = 0;     // per thread, private packing: keys then values of one chunk
+  int64_t scratch_floats = 0;  // per thread, after the packed chunk
+  int64_t thread_floats = 0;
+
+  int64_t total_floats(int threads) const {
+    return packed_k_floats + packed_v_floats + partial_floats + thread_floats * std::max(threads, 1) +
+           kAlignFloats;  // room to align the base
+  }
+};
+
+Plan make_plan(const PrefixAttentionShape& s) {
+  Plan p;
+  const int64_t dim = s.head_dim;
+  p.tiles = s.num_queries >= kMinTileQueries;
+  if (p.tiles) {
+    p.dim_padded = round_up(dim, kKeyStrip);
+    if (s.num_queries >= kMinTasks * kQueryTile) {
+      p.tile_rows = kQueryTile;
+    } else {
+      p.num_chunks = std::max<int64_t>(1, ceil_div(s.num_keys, kTileChunkKeys));
+      // As few tiles as the task count allows: each tile reads every key once more.
+      p.tile_rows = std::clamp(round_up(ceil_div(s.num_queries * p.num_chunks, kMinTasks), kMicroRows),
+                               kMicroRows, kQueryTile);
+    }
+    p.num_tiles = ceil_div(s.num_queries, p.tile_rows);
+    p.shared_pack = p.num_chunks == 1;
+    const int64_t keys_padded = round_up(s.num_keys, kKeyStrip);
+    if (p.shared_pack) {
+      p.chunk_keys = round_up(std::max<int64_t>(s.num_keys, 1), kKeyBlock);
+      p.packed_k_floats = round_up(keys_padded * dim, kAlignFloats);
+      p.packed_v_floats = keys_padded * p.dim_padded;
+    } else {
+      p.chunk_keys = kTileChunkKeys;
+      p.pack_floats = round_up(p.chunk_keys * dim, kAlignFloats) + p.chunk_keys * p.dim_padded;
+    }
+    p.scratch_floats = round_up(p.tile_rows * dim, kAlignFloats) + p.tile_rows * kKeyBlock;
+  } else {
+    p.dim_padded = dim;
+    p.tile_rows = 1;
+    p.num_tiles = s.num_queries;
+    p.chunk_keys = kRowChunkKeys;
+    p.num_chunks = std::max<int64_t>(1, ceil_div(s.num_keys, p.chunk_keys));
+    p.scratch_floats = round_up(std::min(s.num_keys, kRowChunkKeys), kAlignFloats);
+  }
+  p.state_floats = round_up(p.tile_rows * (p.dim_padded + 2), kAlignFloats);
+  p.partial_floats = p.num_chunks > 1 ? p.num_tiles * p.num_chunks * p.state_floats : 0;
+  p.thread_floats = p.pack_floats + p.scratch_floats + p.state_floats;
+  return p;
+}
+
+struct State {
+  float* acc;  // rows x dim_padded
+  float* m;
+  float* l;
+};
+
+State state_at(float* base, const Plan& plan) {
+  float* m = base + plan.tile_rows * plan.dim_padded;
+  return {base, m, m + plan.tile_rows};
+}
+
+struct Context {
+  const PrefixAttentionShape& shape;
+  const Plan& plan;
+  const float* q;
+  const float* k;
+  const float* v;
+  std::span<const int64_t> key_limit;
+  float* out;
+  float* lse;
+  float scale;
+  float* packed_k;  // shared packing: keys in strips, values in rows of dim_padded
+  float* packed_v;
+  float* partials;  // num_chunks > 1: one state per (tile, chunk)
+};
+
+// Writes row j's final output and lse from a one-chunk state.
+void finish_row(const Context& ctx, int64_t j, const float* acc, float m, float l) {
+  float* o = ctx.out + j * ctx.shape.out_stride;
+  const int64_t dim = ctx.shape.head_dim;
+  if (l == 0.0f) {  // no visible key
+    std::fill(o, o + dim, 0.0f);
+    if (ctx.lse != nullptr) ctx.lse[j] = kNegInf;
+    return;
+  }
+  const float inv_l = 1.0f / l;
+  for (int64_t d = 0; d < dim; ++d)
+    o[d] = acc[d] * inv_l;
+  if (ctx.lse != nullptr) ctx.lse[j] = m + std::log(l);
+}
+
+// Packs keys [begin, end) (begin a multiple of kKeyStrip) into strips (attention_tile.h) at `strips` and
+// their values into rows of dim_padded floats at `values`, both counted from key `begin`; keys past
+// num_keys (the last strip's padding) are zero.
+void pack_keys(const Context& ctx, int64_t begin, int64_t end, float* strips, float* values) {
+  const int64_t dim = ctx.shape.head_dim;
+  const int64_t dim_padded = ctx.plan.dim_padded;
+  for (int64_t j = begin; j < end; ++j) {
+    float* strip = strips + (j - begin) / kKeyStrip * kKeyStrip * dim + j % kKeyStrip;
+    float* vr = values + (j - begin) * dim_padded;
+    if (j < ctx.shape.num_keys) {
+      const float* kr = ctx.k + j * ctx.shape.k_stride;
+      for (int64_t d = 0; d < dim; ++d)
+        strip[d * kKeyStrip] = kr[d];
+      std::copy_n(ctx.v + j * ctx.shape.v_stride, dim, vr);
+      std::fill(vr + dim, vr + dim_padded, 0.0f);
+    } else {
+      for (int64_t d = 0; d < dim; ++d)
+        strip[d * kKeyStrip] = 0.0f;
+      std::fill(vr, vr + dim_padded, 0.0f);
+    }
+  }
+}
+
+// One (query tile, key chunk) on the tile kernels: the online softmax of dilated_attention.cc over the
+// chunk's key blocks, each row masked at its own limit. `scratch` is the thread's slice.
+void run_tile(const Context& ctx, const AttentionTileOps& ops, int64_t tile, int64_t chunk, float* scratch,
+              State st) {
+  const Plan& plan = ctx.plan;
+  const int64_t dim = ctx.shape.head_dim;
+  const int64_t j0 = tile * plan.tile_rows;
+  const int64_t rows = std::min(plan.tile_rows, ctx.shape.num_queries - j0);
+  const int64_t rows_padded = round_up(rows, kMicroRows);
+  int64_t max_limit = 0;
+  for (int64_t i = 0; i < rows; ++i)
+    max_limit = std::max(max_limit, ctx.key_limit[static_cast<size_t>(j0 + i)]);
+  const int64_t key_begin = chunk * plan.chunk_keys;
+  const int64_t key_end = std::min(key_begin + plan.chunk_keys, max_limit);
+
+  std::fill(st.m, st.m + rows_padded, kNegInf);
+  std::fill(st.l, st.l + rows_padded, 0.0f);
+  std::fill(st.acc, st.acc + rows_padded * plan.dim_padded, 0.0f);
+  if (key_begin >= key_end) return;
+
+  // The chunk's keys: the shared packing, or this task's own.
+  const float* k_strips = ctx.packed_k + key_begin * dim;
+  const float* v_rows = ctx.packed_v + key_begin * plan.dim_padded;
+  if (!plan.shared_pack) {
+    float* own_k = scratch;
+    float* own_v = scratch + round_up(plan.chunk_keys * dim, kAlignFloats);
+    pack_keys(ctx, key_begin, round_up(key_end, kKeyStrip), own_k, own_v);
+    k_strips = own_k;
+    v_rows = own_v;
+  }
+  float* q_tile = scratch + plan.pack_floats;
+  float* scores = q_tile + round_up(plan.tile_rows * dim, kAlignFloats);
+  for (int64_t i = 0; i < rows_padded; ++i) {
+    float* qr = q_tile + i * dim;
+    if (i < rows) {
+      const float* src = ctx.q + (j0 + i) * ctx.shape.q_stride;
+      for (int64_t d = 0; d < dim; ++d)
+        qr[d] = src[d] * ctx.scale;
+    } else {
+      std::fill(qr, qr + dim, 0.0f);
+    }
+  }
+  std::array<int64_t, kQueryTile> limit{};
+  for (int64_t kb = key_begin; kb < key_end; kb += kKeyBlock) {
+    const int64_t strips = ceil_div(std::min(kKeyBlock, key_end - kb), kKeyStrip);
+    for (int64_t i = 0; i < rows_padded; ++i)
+      limit[static_cast<size_t>(i)] = i < rows ? ctx.key_limit[static_cast<size_t>(j0 + i)] - kb : 0;
+    ops.scores(q_tile, rows_padded, dim, k_strips + (kb - key_begin) * dim, strips, scores, kKeyBlock);
+    ops.softmax_step(scores, rows_padded, strips * kKeyStrip, kKeyBlock, limit.data(), st.m, st.l, st.acc,
+                     plan.dim_padded);
+    ops.accumulate_values(scores, rows_padded, strips * kKeyStrip, kKeyBlock,
+                          v_rows + (kb - key_begin) * plan.dim_padded, st.acc, plan.dim_padded);
+  }
+}
+
+// One (query, key chunk) on the row loops, reading k and v in place.
+void run_row(const Context& ctx, const PrefixRowOps& ops, int64_t j, int64_t chunk, float* scores, State st) {
+  const PrefixAttentionShape& s = ctx.shape;
+  const int64_t key_begin = chunk * ctx.plan.chunk_keys;
+  const int64_t key_end = std::min(key_begin + ctx.plan.chunk_keys, ctx.key_limit[static_cast<size_t>(j)]);
+  if (key_begin >= key_end) {
+    *st.m = kNegInf;
+    *st.l = 0.0f;
+    std::fill(st.acc, st.acc + s.head_dim, 0.0f);
+    return;
+  }
+  const int64_t n = key_end - key_begin;
+  const float* qj = ctx.q + j * s.q_stride;
+  const float max =
+      ops.scores(qj, ctx.k + key_begin * s.k_stride, s.k_stride, n, s.head_dim, ctx.scale, scores);
+  *st.m = max;
+  *st.l = ops.exp_sum(scores, n, max);
+  ops.weighted_sum(scores, ctx.v + key_begin * s.v_stride, s.v_stride, n, s.head_dim, st.acc);
+}
+
+// Merges the chunk states of one query tile into the final rows (split-K).
+void combine_tile(const Context& ctx, int64_t tile) {
+  const Plan& plan = ctx.plan;
+  const int64_t dim = ctx.shape.head_dim;
+  const int64_t j0 = tile * plan.tile_rows;
+  const int64_t rows = std::min(plan.tile_rows, ctx.shape.num_queries - j0);
+  const auto chunk_state = [&](int64_t c) {
+    return state_at(ctx.partials + (tile * plan.num_chunks + c) * plan.state_floats, plan);
+  };
+  for (int64_t i = 0; i < rows; ++i) {
+    float m = kNegInf;
+    for (int64_t c = 0; c < plan.num_chunks; ++c)
+      m = std::max(m, chunk_state(c).m[i]);
+    float* o = ctx.out + (j0 + i) * ctx.shape.out_stride;
+    std::fill(o, o + dim, 0.0f);
+    if (m == kNegInf) {
+      if (ctx.lse != nullptr) ctx.lse[j0 + i] = kNegInf;
+      continue;
+    }
+    float l = 0.0f;
+    for (int64_t c = 0; c < plan.num_chunks; ++c) {
+      const State st = chunk_state(c);
+      if (st.m[i] == kNegInf) continue;  // an empty chunk (past this row's limit)
+      const float w = std::exp(st.m[i] - m);
+      l += w * st.l[i];
+      const float* acc = st.acc + i * plan.dim_padded;
+      for (int64_t d = 0; d < dim; ++d)
+        o[d] += w * acc[d];
+    }
+    const float inv_l = 1.0f / l;
+    for (int64_t d = 0; d < dim; ++d)
+      o[d] *= inv_l;
+    if (ctx.lse != nullptr) ctx.lse[j0 + i] = m + std::log(l);
+  }
+}
+
+const AttentionTileOps& select_tile_ops() {
+  if (has_avx512()) return attention_tile_ops_avx512();
+  if (has_avx2_fma()) return attention_tile_ops_avx2();
+  return attention_tile_ops_generic();
+}
+
+const PrefixRowOps& select_row_ops() {
+  if (has_avx512()) return prefix_row_ops_avx512();
+  if (has_avx2_fma()) return prefix_row_ops_avx2();
+  return prefix_row_ops_generic();
+}
+
+}  // namespace
+
+int64_t prefix_attention_workspace_floats(const PrefixAttentionShape& shape, int num_threads) {
+  return make_plan(shape).total_floats(num_threads);
+}
+
+absl::Status prefix_attention(const PrefixAttentionShape& shape, const float* q, const float* k,
+                              const float* v, std::span<const int64_t> key_limit, float* out, float* lse,
+                              std::span<float> workspace, ThreadPool& pool) {
+  if (absl::Status st = validate_prefix_attention(shape, key_limit); !st.ok()) return st;
+  const Plan plan = make_plan(shape);
+  const int64_t needed = plan.total_floats(pool.num_threads());
+  if (static_cast<int64_t>(workspace.size()) < needed) {
+    return absl::InvalidArgumentError(absl::StrCat("workspace holds ", workspace.size(), " floats; ", needed,
+                                                   " are needed for ", pool.num_threads(), " threads"));
+  }
+  if (shape.num_queries == 0) return absl::OkStatus();
+
+  float* base = workspace.data();
+  base += (kAlignFloats - (reinterpret_cast<uintptr_t>(base) / sizeof(float)) % kAlignFloats) % kAlignFloats;
+  float* packed_k = base;
+  float* packed_v = packed_k + plan.packed_k_floats;
+  float* partials = packed_v + plan.packed_v_floats;
+  float* thread_base = partials + plan.partial_floats;
+  const Context ctx{shape,
+                    plan,
+                    q,
+                    k,
+                    v,
+                    key_limit,
+                    out,
+                    lse,
+                    shape.scale > 0.0f ? shape.scale : 1.0f / std::sqrt(static_cast<float>(shape.head_dim)),
+                    packed_k,
+                    packed_v,
+                    partials};
+
+  const int64_t chunks = plan.num_chunks;
+  // Each task leaves its state in its partial slot (several chunks) or in its thread's scratch, from
+  // which it writes the final rows at once (one chunk).
+  const auto task_state = [&](int64_t tile, int64_t chunk, int thread) {
+    return chunks > 1 ? state_at(partials + (tile * chunks + chunk) * plan.state_floats, plan)
+                      : state_at(thread_base + thread * plan.thread_floats + plan.pack_floats + plan.scratch_floats,
+                                 plan);
+  };
+  // Later query tiles see more keys under causal limits: hand them out first so the longest tasks do not
+  // end up last.
+  const auto tile_of = [&](int64_t task) { return plan.num_tiles - 1 - task / chunks; };
+
+  if (plan.tiles) {
+    if (plan.shared_pack) {
+      // Only keys some query sees are packed.
+      const int64_t pack_end = round_up(*std::max_element(key_limit.begin(), key_limit.end()), kKeyStrip);
+      constexpr int64_t kKeysPerPackTask = 512;
+      pool.parallel_for(ceil_div(pack_end, kKeysPerPackTask), [&](int64_t t, int) {
+        const int64_t begin = t * kKeysPerPackTask;
+        pack_keys(ctx, begin, std::min(pack_end, begin + kKeysPerPackTask), packed_k + begin * shape.head_dim,
+                  packed_v + begin * plan.dim_padded);
+      });
+    }
+    const AttentionTileOps& ops = select_tile_ops();
+    pool.parallel_for(plan.num_tiles * chunks, [&](int64_t task, int thread) {
+      const int64_t tile = tile_of(task);
+      const State st = task_state(tile, task % chunks, thread);
+      run_tile(ctx, ops, tile, task % chunks, thread_base + thread * plan.thread_floats, st);
+      if (chunks > 1) return;
+      const int64_t j0 = tile * plan.tile_rows;
+      for (int64_t i = 0; i < std::min(plan.tile_rows, shape.num_queries - j0); ++i)
+        finish_row(ctx, j0 + i, st.acc + i * plan.dim_padded, st.m[i], st.l[i]);
+    });
+  } else {
+    const PrefixRowOps& ops = select_row_ops();
+    pool.parallel_for(plan.num_tiles * chunks, [&](int64_t task, int thread) {
+      const int64_t j = tile_of(task);
+      const State st = task_state(j, task % chunks, thread);
+      run_row(ctx, ops, j, task % chunks, thread_base + thread * plan.thread_floats, st);
+      if (chunks == 1) finish_row(ctx, j, st.acc, *st.m, *st.l);
+    });
+  }
+  if (chunks > 1) pool.parallel_for(plan.num_tiles, [&](int64_t tile, int) { combine_tile(ctx, tile); });
+  return absl::OkStatus();
+}
+
+}  // namespace longnet::kernels::cpu

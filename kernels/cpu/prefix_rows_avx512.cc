@@ -1,0 +1,162 @@
+#include <immintrin.h>
+
+#include <cstdint>
+#include <limits>
+
+#include "cpu/prefix_rows.h"
+
+// GCC 12's own AVX-512 intrinsics start from _mm512_undefined_ps() and trip -Wmaybe-uninitialized when
+// inlined; the warning is about the header, not this code.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// AVX-512 row loops: the AVX2 ones (prefix_rows_avx2.cc) on 16-float vectors, with masked loads for the
+// last partial vector of a row. A 128-float head fits its whole output row in eight registers, so the
+// values are read in one pass. e^x is a short pass over the scores: the AVX2 loop serves.
+namespace longnet::kernels::cpu {
+namespace {
+
+constexpr int kLanes = 16;
+constexpr int kKeysPerBlock = 8;
+
+__mmask16 last_vector_mask(int64_t dim) {
+  const int64_t rem = dim % kLanes;
+  return rem == 0 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << rem) - 1u);
+}
+
+inline __m256 fold(__m512 a) {
+  return _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+}
+
+// Lane i of the result: the sum of the lanes of a[i].
+inline __m256 reduce8(const __m512* a) {
+  const __m256 t0 = _mm256_hadd_ps(fold(a[0]), fold(a[1]));
+  const __m256 t1 = _mm256_hadd_ps(fold(a[2]), fold(a[3]));
+  const __m256 t2 = _mm256_hadd_ps(fold(a[4]), fold(a[5]));
+  const __m256 t3 = _mm256_hadd_ps(fold(a[6]), fold(a[7]));
+  const __m256 u0 = _mm256_hadd_ps(t0, t1);
+  const __m256 u1 = _mm256_hadd_ps(t2, t3);
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+template <int kKeys>
+inline void dot_lanes(const float* q, const float* k, int64_t k_stride, int64_t dim, __mmask16 last, __m512* a) {
+#pragma GCC unroll 8
+  for (int i = 0; i < kKeys; ++i)
+    a[i] = _mm512_setzero_ps();
+  const int64_t body = (dim - 1) / kLanes * kLanes;
+  for (int64_t d = 0; d < body; d += kLanes) {
+    const __m512 qv = _mm512_loadu_ps(q + d);
+#pragma GCC unroll 8
+    for (int i = 0; i < kKeys; ++i)
+      a[i] = _mm512_fmadd_ps(_mm512_loadu_ps(k + i * k_stride + d), qv, a[i]);
+  }
+  const __m512 qv = _mm512_maskz_loadu_ps(last, q + body);
+#pragma GCC unroll 8
+  for (int i = 0; i < kKeys; ++i)
+    a[i] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(last, k + i * k_stride + body), qv, a[i]);
+}
+
+float scores_avx512(const float* q, const float* k, int64_t k_stride, int64_t n, int64_t dim, float scale,
+                    float* scores) {
+  const __mmask16 last = last_vector_mask(dim);
+  const __m256 vscale = _mm256_set1_ps(scale);
+  __m256 vmax = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  int64_t j = 0;
+  for (; j + kKeysPerBlock <= n; j += kKeysPerBlock) {
+    __m512 a[kKeysPerBlock];
+    dot_lanes<kKeysPerBlock>(q, k + j * k_stride, k_stride, dim, last, a);
+    const __m256 s = _mm256_mul_ps(reduce8(a), vscale);
+    _mm256_storeu_ps(scores + j, s);
+    vmax = _mm256_max_ps(vmax, s);
+  }
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  float max = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+  for (; j < n; ++j) {
+    __m512 a[1];
+    dot_lanes<1>(q, k + j * k_stride, k_stride, dim, last, a);
+    scores[j] = _mm512_reduce_add_ps(a[0]) * scale;
+    max = scores[j] > max ? scores[j] : max;
+  }
+  return max;
+}
+
+template <int kVecs, bool kMaskLast>
+void weighted_block(const float* p, const float* v, int64_t v_stride, int64_t n, __mmask16 last, float* acc) {
+  constexpr int kSets = kVecs <= 4 ? 2 : 1;
+  __m512 a[kSets][kVecs];
+#pragma GCC unroll 2
+  for (int s = 0; s < kSets; ++s) {
+#pragma GCC unroll 8
+    for (int c = 0; c < kVecs; ++c)
+      a[s][c] = _mm512_setzero_ps();
+  }
+  const auto load = [&](const float* row, int c) {
+    return kMaskLast && c == kVecs - 1 ? _mm512_maskz_loadu_ps(last, row + c * kLanes)
+                                       : _mm512_loadu_ps(row + c * kLanes);
+  };
+  int64_t j = 0;
+  for (; j + kSets <= n; j += kSets) {
+#pragma GCC unroll 2
+    for (int s = 0; s < kSets; ++s) {
+      const __m512 pj = _mm512_set1_ps(p[j + s]);
+      const float* row = v + (j + s) * v_stride;
+#pragma GCC unroll 8
+      for (int c = 0; c < kVecs; ++c)
+        a[s][c] = _mm512_fmadd_ps(pj, load(row, c), a[s][c]);
+    }
+  }
+  for (; j < n; ++j) {
+    const __m512 pj = _mm512_set1_ps(p[j]);
+#pragma GCC unroll 8
+    for (int c = 0; c < kVecs; ++c)
+      a[0][c] = _mm512_fmadd_ps(pj, load(v + j * v_stride, c), a[0][c]);
+  }
+#pragma GCC unroll 8
+  for (int c = 0; c < kVecs; ++c) {
+    const __m512 sum = kSets == 2 ? _mm512_add_ps(a[0][c], a[kSets - 1][c]) : a[0][c];
+    if (kMaskLast && c == kVecs - 1) {
+      _mm512_mask_storeu_ps(acc + c * kLanes, last, sum);
+    } else {
+      _mm512_storeu_ps(acc + c * kLanes, sum);
+    }
+  }
+}
+
+template <bool kMaskLast>
+void weighted_block_dispatch(int vecs, const float* p, const float* v, int64_t v_stride, int64_t n,
+                             __mmask16 last, float* acc) {
+  switch (vecs) {
+    case 1: return weighted_block<1, kMaskLast>(p, v, v_stride, n, last, acc);
+    case 2: return weighted_block<2, kMaskLast>(p, v, v_stride, n, last, acc);
+    case 3: return weighted_block<3, kMaskLast>(p, v, v_stride, n, last, acc);
+    case 4: return weighted_block<4, kMaskLast>(p, v, v_stride, n, last, acc);
+    case 5: return weighted_block<5, kMaskLast>(p, v, v_stride, n, last, acc);
+    case 6: return weighted_block<6, kMaskLast>(p, v, v_stride, n, last, acc);
+    case 7: return weighted_block<7, kMaskLast>(p, v, v_stride, n, last, acc);
+    default: return weighted_block<8, kMaskLast>(p, v, v_stride, n, last, acc);
+  }
+}
+
+void weighted_sum_avx512(const float* p, const float* v, int64_t v_stride, int64_t n, int64_t dim, float* acc) {
+  constexpr int64_t kBlock = 8 * kLanes;
+  const __mmask16 last = last_vector_mask(dim);
+  for (int64_t d0 = 0; d0 < dim; d0 += kBlock) {
+    const int64_t cols = dim - d0 < kBlock ? dim - d0 : kBlock;
+    const int vecs = static_cast<int>((cols + kLanes - 1) / kLanes);
+    if (cols % kLanes != 0) {
+      weighted_block_dispatch<true>(vecs, p, v + d0, v_stride, n, last, acc + d0);
+    } else {
+      weighted_block_dispatch<false>(vecs, p, v + d0, v_stride, n, last, acc + d0);
+    }
+  }
+}
+
+}  // namespace
+
+const PrefixRowOps& prefix_row_ops_avx512() {
+  static const PrefixRowOps ops{scores_avx512, prefix_row_ops_avx2().exp_sum, weighted_sum_avx512};
+  return ops;
+}
+
+}  // namespace longnet::kernels::cpu

@@ -1,0 +1,68 @@
+// longnet-run score --model DIR --input FILE
+// Bits per byte of the file's text under a decoder model: the text is tokenized as the model's tokenizer
+// does (for the byte tokenizer: [bos] + its bytes) and run as ONE sequence, in chunks through the KV
+// cache so memory stays bounded; every token after the first is predicted from all before it, and
+// bits_per_byte = sum of -log2 p(token) / bytes of text. Prints one JSON object.
+#include <cmath>
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "cli_args.h"
+#include "commands.h"
+#include "longnet/model/tokenizer.h"
+#include "runtime.h"
+
+namespace longnet::cli {
+
+absl::Status run_score(const std::vector<std::string>& argv) {
+  absl::StatusOr<Args> args = Args::parse(argv, {"model", "threads", "input"}, {});
+  if (!args.ok()) return args.status();
+  absl::StatusOr<std::string> input = args->required("input");
+  if (!input.ok()) return input.status();
+  absl::StatusOr<Runtime> rt = open_runtime(*args);
+  if (!rt.ok()) return rt.status();
+  const model::LongNetModel& m = *rt->model;
+  if (!m.has_decoder() || m.has_encoder()) {
+    return absl::FailedPreconditionError("score needs a decoder-only model (longnet_decoder)");
+  }
+  absl::StatusOr<std::string> text = read_file(*input);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<std::unique_ptr<model::Tokenizer>> tok = model::load_tokenizer(m.config(), m.path());
+  if (!tok.ok()) return tok.status();
+  const std::vector<int32_t> ids = (*tok)->encode(*text);
+  if (ids.size() < 2)
+    return absl::InvalidArgumentError(absl::StrCat(*input, ": nothing to score (", ids.size(), " tokens)"));
+
+  const model::ExecContext ctx = rt->context();
+  absl::StatusOr<std::unique_ptr<model::Sequence>> seq = m.start_sequence(ctx);
+  if (!seq.ok()) return seq.status();
+  const int64_t vocab = m.vocab_size();
+  const size_t n = ids.size();
+  std::vector<float> logits(static_cast<size_t>(kPrefillChunk * vocab));
+  double nats = 0.0;
+  for (size_t pos = 0; pos + 1 < n; pos += static_cast<size_t>(kPrefillChunk)) {
+    // Rows pos .. pos+rows-1 predict tokens pos+1 .. pos+rows; the last token predicts nothing.
+    const size_t rows = std::min(n - 1 - pos, static_cast<size_t>(kPrefillChunk));
+    const model::DecodeChunk c{seq->get(), std::span<const int32_t>(ids).subspan(pos, rows)};
+    absl::Status st = m.forward(ctx, {&c, 1}, model::DecoderOutput::kLogits, logits.data());
+    if (!st.ok()) return st;
+    for (size_t r = 0; r < rows; ++r) {
+      const float* row = logits.data() + r * static_cast<size_t>(vocab);
+      double max = row[0];
+      for (int64_t v = 1; v < vocab; ++v)
+        max = std::max(max, static_cast<double>(row[v]));
+      double sum = 0.0;
+      for (int64_t v = 0; v < vocab; ++v)
+        sum += std::exp(static_cast<double>(row[v]) - max);
+      nats += max + std::log(sum) - static_cast<double>(row[ids[pos + r + 1]]);
+    }
+  }
+  const double bits = nats / std::log(2.0);
+  const size_t bytes = text->size();
+  std::printf("{\"bits_per_byte\": %.6f, \"bits_per_token\": %.6f, \"tokens\": %zu, \"bytes\": %zu}\n",
+              bytes > 0 ? bits / static_cast<double>(bytes) : 0.0, bits / static_cast<double>(n - 1), n - 1,
+              bytes);
+  return absl::OkStatus();
+}
+
+}  // namespace longnet::cli

@@ -1,0 +1,68 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "longnet/kernels/activation.h"
+#include "longnet/kernels/thread_pool.h"
+#include "longnet/model/memory_pool.h"
+#include "longnet/model/tensor.h"
+#include "longnet/model/weights.h"
+
+// The position-wise building blocks of a LongNet layer: affine projections, layer norms and the
+// feed-forward block. Each is a view of weights owned by ModelWeights (no copies) and works on row-major
+// activations of `rows` rows, `stride` floats apart.
+namespace longnet::model {
+
+// Where a forward pass runs: its threads and the pool its activations come from.
+struct ExecContext {
+  kernels::ThreadPool* pool = nullptr;
+  Allocator* allocator = nullptr;
+};
+
+// A contiguous float32 scratch tensor of rows x cols from the context's pool.
+absl::StatusOr<Tensor> scratch(const ExecContext& ctx, int64_t rows, int64_t cols);
+
+// y = x W^T + b, W stored (out_features, in_features) as torch's nn.Linear.
+struct Linear {
+  const float* weight = nullptr;
+  const float* bias = nullptr;  // may be null (the LM head has none)
+  int64_t in_features = 0;
+  int64_t out_features = 0;
+
+  // kOverwrite: y = x W^T + b. kAccumulate: y += x W^T + b (a residual add fused into the GEMM).
+  enum class Output { kOverwrite, kAccumulate };
+
+  static Linear from(const ModelWeights& weights, const std::string& prefix, bool has_bias = true);
+  void forward(int64_t rows, const float* x, int64_t x_stride, float* y, int64_t y_stride,
+               Output output = Output::kOverwrite) const;
+};
+
+struct Norm {
+  const float* gamma = nullptr;
+  const float* beta = nullptr;
+  int64_t dim = 0;
+  float eps = 1e-5f;
+
+  static Norm from(const ModelWeights& weights, const std::string& prefix, double eps);
+  // y may alias x.
+  void forward(int64_t rows, const float* x, int64_t x_stride, float* y, int64_t y_stride,
+               kernels::ThreadPool& pool) const;
+};
+
+// x += fc2(SubLN(act(fc1(LN(x))))), the FFN half of a pre-LN layer (sub-LN only with subln).
+struct FeedForward {
+  Norm norm;  // final_layer_norm
+  Linear fc1;
+  Linear fc2;
+  std::optional<Norm> inner_norm;  // ffn.ffn_layernorm
+  kernels::Activation activation = kernels::Activation::kGelu;
+
+  // `prefix` is the layer's ("layers.3." or "decoder.layers.3.").
+  static FeedForward from(const ModelWeights& weights, const ModelConfig& config, const std::string& prefix);
+  absl::Status add_to(const ExecContext& ctx, int64_t rows, float* x) const;  // x: rows x E, contiguous
+};
+
+}  // namespace longnet::model

@@ -1,0 +1,69 @@
+#include "longnet/model/kv_cache.h"
+
+#include <algorithm>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace longnet::model {
+
+float* BranchKv::key(int64_t head, int64_t entry) const {
+  return keys.data<float>() + (head * keys.dim(1) + entry) * keys.dim(2);
+}
+
+float* BranchKv::value(int64_t head, int64_t entry) const {
+  return values.data<float>() + (head * values.dim(1) + entry) * values.dim(2);
+}
+
+int64_t DilatedKvCache::branch_capacity(const kernels::DilatedBranch& branch, int64_t max_positions) {
+  const int64_t span =
+      max_positions > 0 ? std::min(branch.segment_length, max_positions) : branch.segment_length;
+  return kernels::ceil_div(span, branch.dilation);
+}
+
+size_t DilatedKvCache::bytes_for(int64_t layers, int64_t heads, int64_t head_dim,
+                                 std::span<const kernels::DilatedBranch> branches, int64_t max_positions) {
+  size_t entries = 0;
+  for (const auto& b : branches)
+    entries += static_cast<size_t>(branch_capacity(b, max_positions));
+  return 2 * sizeof(float) * static_cast<size_t>(layers * heads * head_dim) * entries;
+}
+
+absl::StatusOr<DilatedKvCache> DilatedKvCache::create(int64_t layers, int64_t heads, int64_t head_dim,
+                                                      std::span<const kernels::DilatedBranch> branches,
+                                                      Allocator& allocator, int64_t max_positions) {
+  if (layers <= 0 || heads <= 0 || head_dim <= 0 || branches.empty() || max_positions < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("DilatedKvCache: bad shape: layers=", layers, " heads=", heads, " head_dim=", head_dim,
+                     " branches=", branches.size(), " max_positions=", max_positions));
+  }
+  DilatedKvCache cache;
+  cache.num_branches_ = static_cast<int64_t>(branches.size());
+  cache.max_positions_ = max_positions;
+  for (const auto& b : branches)
+    cache.capacities_.push_back(branch_capacity(b, max_positions));
+  cache.slots_.resize(static_cast<size_t>(layers * cache.num_branches_));
+  for (int64_t l = 0; l < layers; ++l) {
+    for (int64_t b = 0; b < cache.num_branches_; ++b) {
+      BranchKv& slot = cache.at(l, b);
+      const int64_t shape[] = {heads, cache.capacities_[b], head_dim};
+      absl::StatusOr<Tensor> k = Tensor::empty(shape, DType::kF32, allocator);
+      if (!k.ok()) return k.status();
+      absl::StatusOr<Tensor> v = Tensor::empty(shape, DType::kF32, allocator);
+      if (!v.ok()) return v.status();
+      slot.keys = *std::move(k);
+      slot.values = *std::move(v);
+      slot.count.assign(static_cast<size_t>(heads), 0);
+    }
+  }
+  return cache;
+}
+
+size_t DilatedKvCache::nbytes() const {
+  size_t total = 0;
+  for (const BranchKv& slot : slots_)
+    total += slot.keys.nbytes() + slot.values.nbytes();
+  return total;
+}
+
+}  // namespace longnet::model

@@ -1,0 +1,255 @@
+#include "longnet/model/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "longnet/kernels/embedding.h"
+
+namespace longnet::model {
+
+size_t Sequence::nbytes() const {
+  size_t total = cache_.nbytes();
+  for (const Tensor& t : cross_keys_)
+    total += t.nbytes();
+  for (const Tensor& t : cross_values_)
+    total += t.nbytes();
+  return total;
+}
+
+absl::StatusOr<std::unique_ptr<LongNetModel>> LongNetModel::load(const std::filesystem::path& dir,
+                                                                 Allocator& allocator) {
+  absl::StatusOr<ModelDirectory> directory = load_model_directory(dir, allocator);
+  if (!directory.ok()) return directory.status();
+  return assemble(*std::move(directory));
+}
+
+absl::StatusOr<std::unique_ptr<LongNetModel>> LongNetModel::assemble(ModelDirectory directory) {
+  std::unique_ptr<LongNetModel> model(new LongNetModel(std::move(directory)));
+  const ModelConfig& config = model->dir_.config;
+  switch (config.model_type) {
+    case ModelType::kDecoder:
+      model->decoder_ = model->build_stack(*config.decoder, "", false);
+      break;
+    case ModelType::kEncoder:
+      model->encoder_ = model->build_stack(*config.encoder, "", false);
+      break;
+    case ModelType::kEncoderDecoder:
+      model->encoder_ = model->build_stack(*config.encoder, "encoder.", false);
+      model->decoder_ = model->build_stack(*config.decoder, "decoder.", true);
+      break;
+  }
+  if (model->decoder_) {
+    const std::string prefix = config.model_type == ModelType::kEncoderDecoder ? "decoder." : "";
+    const std::string head = config.share_decoder_input_output_embed ? "embed_tokens" : "output_projection";
+    model->lm_head_ = Linear::from(model->dir_.weights, absl::StrCat(prefix, head), /*has_bias=*/false);
+  }
+  return model;
+}
+
+LongNetModel::Stack LongNetModel::build_stack(const StackConfig& sizes, const std::string& prefix,
+                                              bool with_cross_attention) const {
+  const ModelConfig& config = dir_.config;
+  const ModelWeights& w = dir_.weights;
+  Stack stack;
+  stack.sizes = sizes;
+  stack.embed_tokens = w.get(absl::StrCat(prefix, "embed_tokens.weight")).data<float>();
+  stack.embed_scale =
+      config.no_scale_embedding ? 1.0f : static_cast<float>(std::sqrt(static_cast<double>(sizes.embed_dim)));
+  for (int64_t i = 0; i < sizes.layers; ++i) {
+    const std::string layer = absl::StrCat(prefix, "layers.", i, ".");
+    Layer l{Norm::from(w, absl::StrCat(layer, "self_attn_layer_norm"), config.layernorm_eps),
+            DilatedSelfAttention::from(w, config, sizes, layer), std::nullopt,
+            FeedForward::from(w, config, layer)};
+    if (with_cross_attention) l.cross_attn = CrossAttention::from(w, config, sizes, layer);
+    stack.layers.push_back(std::move(l));
+  }
+  stack.final_norm = Norm::from(w, absl::StrCat(prefix, "layer_norm"), config.layernorm_eps);
+  return stack;
+}
+
+int64_t LongNetModel::output_dim(DecoderOutput what) const {
+  if (what == DecoderOutput::kHidden) return decoder_ ? decoder_->sizes.embed_dim : encoder_->sizes.embed_dim;
+  return vocab_size();
+}
+
+absl::Status LongNetModel::embed(const ExecContext& ctx, const Stack& stack, std::span<const int32_t> ids,
+                                 float* x) const {
+  kernels::EmbeddingShape shape;
+  shape.vocab_size = vocab_size();
+  shape.dim = stack.sizes.embed_dim;
+  shape.num_ids = static_cast<int64_t>(ids.size());
+  shape.out_stride = stack.sizes.embed_dim;
+  shape.table_dtype = DType::kF32;
+  shape.scale = stack.embed_scale;
+  return kernels::cpu::embedding(shape, stack.embed_tokens, ids.data(), x, *ctx.pool);
+}
+
+size_t LongNetModel::sequence_cache_bytes(int64_t max_positions) const {
+  if (!decoder_) return 0;
+  const StackConfig& s = decoder_->sizes;
+  return DilatedKvCache::bytes_for(s.layers, s.attention_heads, s.head_dim(), dir_.config.branches,
+                                   max_positions);
+}
+
+absl::StatusOr<std::unique_ptr<Sequence>> LongNetModel::start_sequence(const ExecContext& ctx,
+                                                                       std::span<const int32_t> source_ids,
+                                                                       int64_t max_positions) const {
+  if (!decoder_) {
+    return absl::FailedPreconditionError(absl::StrCat(std::string(model_type_name(dir_.config.model_type)),
+                                                      " has no decoder: it cannot generate"));
+  }
+  const StackConfig& s = decoder_->sizes;
+  absl::StatusOr<DilatedKvCache> cache = DilatedKvCache::create(
+      s.layers, s.attention_heads, s.head_dim(), dir_.config.branches, *ctx.allocator, max_positions);
+  if (!cache.ok()) return cache.status();
+  std::unique_ptr<Sequence> seq(new Sequence(*std::move(cache)));
+  if (!encoder_) {
+    if (!source_ids.empty()) return absl::InvalidArgumentError("source ids given to a decoder-only model");
+    return seq;
+  }
+  if (source_ids.empty()) return absl::InvalidArgumentError("an encoder-decoder sequence needs source ids");
+  // The encoder's final-LN output is the memory every decoder layer's cross-attention reads.
+  const int64_t n = static_cast<int64_t>(source_ids.size());
+  absl::StatusOr<Tensor> memory = scratch(ctx, n, encoder_->sizes.embed_dim);
+  if (!memory.ok()) return memory.status();
+  const int64_t e = encoder_->sizes.embed_dim;
+  absl::Status st = encode(ctx, source_ids, [&](int64_t first, int64_t rows, const float* hidden) {
+    std::copy_n(hidden, rows * e, memory->data<float>() + first * e);
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  for (const Layer& layer : decoder_->layers) {
+    Tensor k, v;
+    st = layer.cross_attn->project_memory(ctx, n, memory->data<float>(), &k, &v);
+    if (!st.ok()) return st;
+    seq->cross_keys_.push_back(std::move(k));
+    seq->cross_values_.push_back(std::move(v));
+  }
+  return seq;
+}
+
+absl::Status LongNetModel::forward(const ExecContext& ctx, std::span<const DecodeChunk> chunks,
+                                   DecoderOutput what, float* out) const {
+  if (!decoder_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(std::string(model_type_name(dir_.config.model_type)), " has no decoder: use encode()"));
+  }
+  const Stack& stack = *decoder_;
+  const int64_t e = stack.sizes.embed_dim;
+  std::vector<SequenceChunk> views;
+  std::vector<int32_t> ids;
+  int64_t total = 0;
+  for (const DecodeChunk& c : chunks) {
+    if (c.sequence == nullptr) return absl::InvalidArgumentError("a chunk without a sequence");
+    const int64_t rows = static_cast<int64_t>(c.ids.size());
+    const int64_t first = c.sequence->length();
+    const int64_t cap = c.sequence->cache_.max_positions();
+    if (cap > 0 && first + rows > cap) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sequence of ", first + rows, " tokens exceeds its limit of ", cap, " positions"));
+    }
+    if (what == DecoderOutput::kLastLogits && rows == 0) {
+      return absl::InvalidArgumentError("last-row logits asked for a chunk with no tokens");
+    }
+    views.push_back(SequenceChunk{total, rows, first, &c.sequence->cache_});
+    ids.insert(ids.end(), c.ids.begin(), c.ids.end());
+    total += rows;
+  }
+  if (total == 0) return absl::OkStatus();
+  absl::StatusOr<Tensor> x = scratch(ctx, total, e);
+  absl::StatusOr<Tensor> normed = scratch(ctx, total, e);
+  if (!x.ok()) return x.status();
+  if (!normed.ok()) return normed.status();
+  float* xs = x->data<float>();
+  float* xn = normed->data<float>();
+  absl::Status st = embed(ctx, stack, ids, xs);  // checks every id before any cache changes
+  if (!st.ok()) return st;
+
+  for (int64_t l = 0; l < static_cast<int64_t>(stack.layers.size()); ++l) {
+    const Layer& layer = stack.layers[static_cast<size_t>(l)];
+    layer.self_attn_norm.forward(total, xs, e, xn, e, *ctx.pool);
+    st = layer.self_attn.forward_cached(ctx, views, l, xn, xs);
+    if (!st.ok()) return st;
+    if (layer.cross_attn) {
+      for (size_t c = 0; c < chunks.size(); ++c) {
+        const Sequence& seq = *chunks[c].sequence;
+        st = layer.cross_attn->add_to(ctx, views[c].rows, xs + views[c].row_begin * e,
+                                      seq.cross_keys_[static_cast<size_t>(l)],
+                                      seq.cross_values_[static_cast<size_t>(l)]);
+        if (!st.ok()) return st;
+      }
+    }
+    st = layer.ffn.add_to(ctx, total, xs);
+    if (!st.ok()) return st;
+  }
+  for (const DecodeChunk& c : chunks)
+    c.sequence->cache_.advance(static_cast<int64_t>(c.ids.size()));
+
+  stack.final_norm.forward(total, xs, e, xn, e, *ctx.pool);
+  switch (what) {
+    case DecoderOutput::kHidden:
+      std::copy_n(xn, total * e, out);
+      break;
+    case DecoderOutput::kLogits:
+      lm_head_.forward(total, xn, e, out, vocab_size());
+      break;
+    case DecoderOutput::kLastLogits:
+      for (size_t c = 0; c < views.size(); ++c) {
+        const int64_t last = views[c].row_begin + views[c].rows - 1;
+        lm_head_.forward(1, xn + last * e, e, out + static_cast<int64_t>(c) * vocab_size(), vocab_size());
+      }
+      break;
+  }
+  return absl::OkStatus();
+}
+
+int64_t LongNetModel::encoder_block_length(int64_t n) const {
+  int64_t widest = 0;
+  for (const auto& b : dir_.config.branches)
+    widest = std::max(widest, b.segment_length);
+  if (n <= widest) return n;
+  for (const auto& b : dir_.config.branches) {
+    if (widest % b.segment_length != 0) return n;
+  }
+  return widest;
+}
+
+absl::Status LongNetModel::encode(const ExecContext& ctx, std::span<const int32_t> ids,
+                                  const BlockCallback& on_block) const {
+  if (!encoder_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(std::string(model_type_name(dir_.config.model_type)), " has no encoder"));
+  }
+  const Stack& stack = *encoder_;
+  const int64_t n = static_cast<int64_t>(ids.size());
+  if (n == 0) return absl::InvalidArgumentError("encode: no tokens");
+  const int64_t e = stack.sizes.embed_dim;
+  const int64_t block = encoder_block_length(n);
+  absl::StatusOr<Tensor> x = scratch(ctx, block, e);
+  absl::StatusOr<Tensor> normed = scratch(ctx, block, e);
+  if (!x.ok()) return x.status();
+  if (!normed.ok()) return normed.status();
+  float* xs = x->data<float>();
+  float* xn = normed->data<float>();
+  for (int64_t first = 0; first < n; first += block) {
+    const int64_t rows = std::min(block, n - first);
+    absl::Status st =
+        embed(ctx, stack, ids.subspan(static_cast<size_t>(first), static_cast<size_t>(rows)), xs);
+    if (!st.ok()) return st;
+    for (const Layer& layer : stack.layers) {
+      layer.self_attn_norm.forward(rows, xs, e, xn, e, *ctx.pool);
+      st = layer.self_attn.forward_block(ctx, rows, first, xn, xs);
+      if (!st.ok()) return st;
+      st = layer.ffn.add_to(ctx, rows, xs);
+      if (!st.ok()) return st;
+    }
+    stack.final_norm.forward(rows, xs, e, xn, e, *ctx.pool);
+    st = on_block(first, rows, xn);
+    if (!st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace longnet::model
