@@ -109,7 +109,7 @@ bool uses_decoder(ModelType type) {
   return type != ModelType::kEncoder;
 }
 
-// "decoder_embed_dim" -> {"decoder", "embed_dim"} when it names a field of a stack.
+// The stack a key sizes ("decoder_embed_dim" -> "decoder"), or nullopt for any other key.
 std::optional<std::string_view> stack_of(std::string_view key) {
   for (std::string_view stack : {"encoder", "decoder"}) {
     if (key.size() > stack.size() + 1 && key.starts_with(stack) && key[stack.size()] == '_' &&
@@ -303,8 +303,8 @@ absl::StatusOr<ModelConfig> parse_root(const Json& root, const std::string& file
   } else if (activation == "relu") {
     config.activation = kernels::Activation::kRelu;
   } else if (reader.ok()) {
-    reader.fail("activation_fn",
-                absl::StrCat("unsupported value ", quote(activation), " (expected \"gelu\" or \"relu\")"));
+    reader.fail("activation_fn", absl::StrCat("unsupported value ", value_text(Json(activation)),
+                                              " (expected \"gelu\" or \"relu\")"));
   }
 
   config.subln = reader.boolean("subln", true);
@@ -345,7 +345,7 @@ absl::StatusOr<ModelConfig> parse_root(const Json& root, const std::string& file
   } else if (dtype == "bfloat16") {
     config.torch_dtype = DType::kBF16;
   } else if (reader.ok()) {
-    reader.fail("torch_dtype", absl::StrCat("unsupported value ", quote(dtype),
+    reader.fail("torch_dtype", absl::StrCat("unsupported value ", value_text(Json(dtype)),
                                             " (expected \"float32\", \"float16\" or \"bfloat16\")"));
   }
 
@@ -390,8 +390,9 @@ absl::StatusOr<ModelConfig> load_model_config(const std::filesystem::path& path)
         absl::StrCat(file, ": ", size, " bytes, more than the ", kMaxConfigBytes, " a config may have"));
   }
   std::ifstream in(path, std::ios::binary);
+  if (!in.is_open()) return absl::PermissionDeniedError(absl::StrCat(file, ": cannot open for reading"));
   const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (!in && !in.eof()) return absl::DataLossError(absl::StrCat(file, ": read error"));
+  if (in.bad()) return absl::DataLossError(absl::StrCat(file, ": read error"));
   return parse_model_config(text, file);
 }
 

@@ -26,15 +26,22 @@ absl::Status invalid_json(std::string_view file_name, std::string_view what, std
       absl::StrCat(to_absl(file_name), ": ", to_absl(what), " is not valid JSON: ", to_absl(reason)));
 }
 
+// Thrown from the parser callback to stop at the first level past kMaxDepth.
+struct TooDeep {};
+
 }  // namespace
 
 absl::StatusOr<Json> parse(std::string_view text, std::string_view file_name, std::string_view what) {
   // One set of keys per object being parsed, innermost last; the first duplicate found is reported.
   std::vector<std::set<std::string, std::less<>>> open_objects;
   std::optional<std::string> duplicate;
-  const Json::parser_callback_t track_keys = [&](int /*depth*/, Json::parse_event_t event, Json& parsed) {
+  const Json::parser_callback_t track_keys = [&](int depth, Json::parse_event_t event, Json& parsed) {
     switch (event) {
+      case Json::parse_event_t::array_start:
+        if (depth >= kMaxDepth) throw TooDeep{};
+        break;
       case Json::parse_event_t::object_start:
+        if (depth >= kMaxDepth) throw TooDeep{};
         open_objects.emplace_back();
         break;
       case Json::parse_event_t::object_end:
@@ -59,6 +66,8 @@ absl::StatusOr<Json> parse(std::string_view text, std::string_view file_name, st
                                                      " (JSON readers disagree on which copy counts)"));
     }
     return value;
+  } catch (const TooDeep&) {
+    return invalid_json(file_name, what, absl::StrCat("nested deeper than ", kMaxDepth, " levels"));
   } catch (const Json::exception& e) {
     return invalid_json(file_name, what, strip_exception_id(e.what()));
   } catch (const std::bad_alloc&) {
@@ -67,17 +76,33 @@ absl::StatusOr<Json> parse(std::string_view text, std::string_view file_name, st
   }
 }
 
+namespace {
+
+constexpr size_t kMaxQuotedChars = 80;
+
+// The length of the longest prefix of `s` of at most `limit` bytes that does not split a UTF-8 sequence.
+size_t utf8_cut(std::string_view s, size_t limit) {
+  if (s.size() <= limit) return s.size();
+  size_t cut = limit;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80)
+    --cut;
+  return cut;
+}
+
+}  // namespace
+
 std::string quote(std::string_view s) {
-  return Json(std::string(s)).dump(-1, ' ', false, Json::error_handler_t::replace);
+  const size_t cut = utf8_cut(s, kMaxQuotedChars);
+  std::string text = Json(std::string(s.substr(0, cut))).dump(-1, ' ', false, Json::error_handler_t::replace);
+  if (cut < s.size()) text += "...";
+  return text;
 }
 
 std::string value_text(const Json& value) {
-  constexpr size_t kMaxChars = 80;
+  if (value.is_string()) return quote(value.get_ref<const std::string&>());
   std::string text = value.dump(-1, ' ', false, Json::error_handler_t::replace);
-  if (text.size() > kMaxChars) {
-    size_t cut = kMaxChars;
-    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80)
-      --cut;  // never split a UTF-8 sequence
+  const size_t cut = utf8_cut(text, kMaxQuotedChars);
+  if (cut < text.size()) {
     text.resize(cut);
     text += "...";
   }

@@ -67,11 +67,13 @@ absl::StatusOr<int32_t> Sampler::sample(std::span<const float> logits, std::span
     return absl::InvalidArgumentError(absl::StrCat("sample: ", vocab, " logits are more than int32 ids"));
   }
   for (size_t i = 0; i < vocab; ++i) {
-    if (std::isnan(logits[i])) return absl::InternalError(absl::StrCat("sample: the logit of id ", i, " is NaN"));
+    if (std::isnan(logits[i]))
+      return absl::InternalError(absl::StrCat("sample: the logit of id ", i, " is NaN"));
   }
   for (const int32_t id : history) {
     if (id < 0 || static_cast<size_t>(id) >= vocab) {
-      return absl::InvalidArgumentError(absl::StrCat("sample: history id ", id, " is outside [0, ", vocab, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("sample: history id ", id, " is outside [0, ", vocab, ")"));
     }
   }
 
@@ -87,7 +89,8 @@ absl::StatusOr<int32_t> Sampler::sample(std::span<const float> logits, std::span
       double& x = w[static_cast<size_t>(id)];
       x = x > 0 ? x / penalty : x * penalty;
     }
-    for (const int32_t id : history) seen_[static_cast<size_t>(id)] = 0;  // all zero again for the next call
+    for (const int32_t id : history)
+      seen_[static_cast<size_t>(id)] = 0;  // all zero again for the next call
   }
 
   // Greedy and every ordering below break ties towards the lowest id, so results never depend on the
@@ -117,7 +120,8 @@ absl::StatusOr<int32_t> Sampler::sample(std::span<const float> logits, std::span
   };
   std::vector<int32_t>& candidates = candidates_;
   candidates.resize(vocab);
-  for (size_t i = 0; i < vocab; ++i) candidates[i] = static_cast<int32_t>(i);
+  for (size_t i = 0; i < vocab; ++i)
+    candidates[i] = static_cast<int32_t>(i);
   size_t sorted = 0;  // candidates[0, sorted) are the most likely, in order
   if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < vocab) {
     const auto k = static_cast<std::ptrdiff_t>(params_.top_k);
@@ -129,9 +133,11 @@ absl::StatusOr<int32_t> Sampler::sample(std::span<const float> logits, std::span
   size_t keep = candidates.size();
   if (params_.top_p < 1.0f) {
     double total = 0;
-    for (const int32_t id : candidates) total += p[static_cast<size_t>(id)];
+    for (const int32_t id : candidates)
+      total += p[static_cast<size_t>(id)];
     const double threshold = static_cast<double>(params_.top_p) * total;
-    for (size_t guess = std::min(kFirstNucleusGuess, candidates.size());; guess = std::min(guess * 4, candidates.size())) {
+    for (size_t guess = std::min(kFirstNucleusGuess, candidates.size());;
+         guess = std::min(guess * 4, candidates.size())) {
       if (sorted < guess) {
         std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(guess),
                           candidates.end(), before);
@@ -139,7 +145,8 @@ absl::StatusOr<int32_t> Sampler::sample(std::span<const float> logits, std::span
       }
       double cumulative = 0;
       size_t n = 0;
-      while (n < sorted && cumulative < threshold) cumulative += p[static_cast<size_t>(candidates[n++])];
+      while (n < sorted && cumulative < threshold)
+        cumulative += p[static_cast<size_t>(candidates[n++])];
       if (cumulative >= threshold || sorted == candidates.size()) {
         keep = std::max<size_t>(n, 1);
         break;
@@ -148,7 +155,8 @@ absl::StatusOr<int32_t> Sampler::sample(std::span<const float> logits, std::span
   }
 
   double kept_total = 0;
-  for (size_t i = 0; i < keep; ++i) kept_total += p[static_cast<size_t>(candidates[i])];
+  for (size_t i = 0; i < keep; ++i)
+    kept_total += p[static_cast<size_t>(candidates[i])];
   const double target = u * kept_total;
   double cumulative = 0;
   int32_t last_possible = candidates[0];

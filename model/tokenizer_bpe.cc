@@ -1,33 +1,25 @@
 #include "tokenizer_bpe.h"
 
 #include <algorithm>
+#include <functional>
 
 namespace longnet::model {
 namespace {
 
-absl::string_view to_absl(std::string_view s) {
-  return {s.data(), s.size()};
+constexpr size_t kMaxPiece = UINT32_MAX - 1;  // symbol offsets and kNone must fit 32 bits
+
+uint64_t heap_key(int32_t rank, uint32_t left) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(rank)) << 32) | left;
 }
 
 }  // namespace
 
 int32_t BytePairEncoder::rank_of(std::string_view bytes) const {
-  const auto it = vocabulary_.ranks.find(to_absl(bytes));
+  const auto it = vocabulary_.ranks.find(absl::string_view(bytes.data(), bytes.size()));
   return it == vocabulary_.ranks.end() ? -1 : it->second;
 }
 
-void BytePairEncoder::push_pair(std::string_view piece, size_t left, size_t mid, size_t end) {
-  const int32_t rank = rank_of(piece.substr(left, end - left));
-  if (rank < 0) return;
-  // A min-heap on (rank, left): the lowest rank first, the leftmost pair among equal ranks.
-  heap_.push_back({rank, left, mid, end});
-  std::push_heap(heap_.begin(), heap_.end(), [](const Pair& a, const Pair& b) {
-    return a.rank != b.rank ? a.rank > b.rank : a.left > b.left;
-  });
-}
-
 void BytePairEncoder::encode(std::string_view piece, std::vector<int32_t>& out) {
-  if (piece.empty()) return;
   if (piece.size() == 1) {
     out.push_back(vocabulary_.byte_ranks[static_cast<unsigned char>(piece[0])]);
     return;
@@ -37,38 +29,59 @@ void BytePairEncoder::encode(std::string_view piece, std::vector<int32_t>& out) 
     out.push_back(rank);
     return;
   }
+  // Beyond 4 GiB a piece is cut (tiktoken would not cut it; no real text has such a piece).
+  while (piece.size() > kMaxPiece) {
+    encode_long(piece.substr(0, kMaxPiece), out);
+    piece.remove_prefix(kMaxPiece);
+  }
+  if (!piece.empty()) encode_long(piece, out);
+}
 
-  const size_t n = piece.size();
+void BytePairEncoder::update_pair(std::string_view piece, uint32_t left, uint32_t end) {
+  const int32_t rank = end <= piece.size() ? rank_of(piece.substr(left, end - left)) : -1;
+  symbols_[left].pair_rank = rank;
+  if (rank >= 0) {
+    heap_.push_back(heap_key(rank, left));
+    std::push_heap(heap_.begin(), heap_.end(), std::greater<>());
+  }
+}
+
+void BytePairEncoder::encode_long(std::string_view piece, std::vector<int32_t>& out) {
+  const auto n = static_cast<uint32_t>(piece.size());
   symbols_.resize(n);
-  for (size_t i = 0; i < n; ++i) {
-    symbols_[i] = {i + 1, i == 0 ? kNone : i - 1, vocabulary_.byte_ranks[static_cast<unsigned char>(piece[i])], true};
-  }
   heap_.clear();
-  for (size_t i = 0; i + 1 < n; ++i)
-    push_pair(piece, i, i + 1, i + 2);
+  for (uint32_t i = 0; i < n; ++i) {
+    const int32_t pair_rank = i + 1 < n ? rank_of(piece.substr(i, 2)) : -1;
+    symbols_[i] = {i + 1, i == 0 ? kNone : i - 1,
+                   vocabulary_.byte_ranks[static_cast<unsigned char>(piece[i])], pair_rank};
+    if (pair_rank >= 0) heap_.push_back(heap_key(pair_rank, i));
+  }
+  std::make_heap(heap_.begin(), heap_.end(), std::greater<>());
 
-  const auto later = [](const Pair& a, const Pair& b) {
-    return a.rank != b.rank ? a.rank > b.rank : a.left > b.left;
-  };
   while (!heap_.empty()) {
-    std::pop_heap(heap_.begin(), heap_.end(), later);
-    const Pair pair = heap_.back();
+    std::pop_heap(heap_.begin(), heap_.end(), std::greater<>());
+    const uint64_t key = heap_.back();
     heap_.pop_back();
-    // An entry is stale once either side has merged with something else since it was made.
-    Symbol& left = symbols_[pair.left];
-    if (!left.alive || left.end != pair.mid || symbols_[pair.mid].end != pair.end) continue;
+    const auto rank = static_cast<int32_t>(key >> 32);
+    const auto left = static_cast<uint32_t>(key);
+    if (symbols_[left].pair_rank != rank) continue;  // stale: a side merged with something else since
 
-    left.end = pair.end;
-    left.rank = pair.rank;
-    symbols_[pair.mid].alive = false;
-    if (pair.end < n) {
-      symbols_[pair.end].prev = pair.left;
-      push_pair(piece, pair.left, pair.end, symbols_[pair.end].end);
+    // Merge `left` with the symbol after it.
+    const uint32_t right = symbols_[left].end;
+    const uint32_t end = symbols_[right].end;
+    symbols_[right].pair_rank = -1;
+    symbols_[left].end = end;
+    symbols_[left].rank = rank;
+    if (end < n) {
+      symbols_[end].prev = left;
+      update_pair(piece, left, symbols_[end].end);
+    } else {
+      symbols_[left].pair_rank = -1;
     }
-    if (left.prev != kNone) push_pair(piece, left.prev, pair.left, pair.end);
+    if (const uint32_t prev = symbols_[left].prev; prev != kNone) update_pair(piece, prev, end);
   }
 
-  for (size_t i = 0; i < n; i = symbols_[i].end)
+  for (uint32_t i = 0; i < n; i = symbols_[i].end)
     out.push_back(symbols_[i].rank);
 }
 

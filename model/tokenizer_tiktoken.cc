@@ -44,7 +44,8 @@ class TiktokenTokenizer final : public Tokenizer {
     // Leftmost special string first (the longest where several start at one place); each one's next
     // occurrence is remembered, so the text is scanned once per special string.
     std::vector<size_t> next(special_tokens_.size());
-    for (size_t k = 0; k < special_tokens_.size(); ++k) next[k] = text.find(special_tokens_[k].first);
+    for (size_t k = 0; k < special_tokens_.size(); ++k)
+      next[k] = text.find(special_tokens_[k].first);
     size_t position = 0;
     while (true) {
       size_t best = std::string_view::npos;
@@ -53,9 +54,8 @@ class TiktokenTokenizer final : public Tokenizer {
         if (next[k] != std::string_view::npos && next[k] < position) {
           next[k] = text.find(special_tokens_[k].first, position);
         }
-        if (next[k] < best ||
-            (next[k] == best && best != std::string_view::npos &&
-             special_tokens_[k].first.size() > special_tokens_[best_k].first.size())) {
+        if (next[k] < best || (next[k] == best && best != std::string_view::npos &&
+                               special_tokens_[k].first.size() > special_tokens_[best_k].first.size())) {
           best = next[k];
           best_k = k;
         }
@@ -77,7 +77,8 @@ class TiktokenTokenizer final : public Tokenizer {
   void encode_ordinary(std::string_view text, BytePairEncoder& encoder, std::vector<int32_t>& out) const {
     Pretokenizer::Pieces pieces(*pretokenizer_, text);
     std::string_view piece;
-    while (pieces.next(piece)) encoder.encode(piece, out);
+    while (pieces.next(piece))
+      encoder.encode(piece, out);
   }
 
   std::unique_ptr<TiktokenRanks> ranks_;
@@ -94,7 +95,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> load_tiktoken_tokenizer(const ModelCo
   if (config.tokenizer.file.empty()) {
     return absl::InvalidArgumentError("tokenizer: type \"tiktoken\" needs \"file\", the rank file's name");
   }
-  absl::StatusOr<TiktokenSettings> settings = read_tiktoken_settings(config.tokenizer.options_json, config.vocab_size);
+  absl::StatusOr<TiktokenSettings> settings =
+      read_tiktoken_settings(config.tokenizer.options_json, config.vocab_size);
   if (!settings.ok()) return settings.status();
   absl::StatusOr<std::unique_ptr<Pretokenizer>> pretokenizer = Pretokenizer::create(settings->pattern);
   if (!pretokenizer.ok()) return pretokenizer.status();
@@ -106,12 +108,12 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> load_tiktoken_tokenizer(const ModelCo
   const auto ordinary = [&](int32_t id) { return (*ranks)->by_id[static_cast<size_t>(id)].size != 0; };
   for (const auto& [text, id] : settings->special_tokens) {
     if (ordinary(id)) {
-      return absl::InvalidArgumentError(absl::StrCat("config.json: tokenizer.special_tokens.", text, ": id ", id,
-                                                     " is an ordinary token of ", path.string()));
+      return absl::InvalidArgumentError(absl::StrCat("config.json: tokenizer.special_tokens.", text, ": id ",
+                                                     id, " is an ordinary token of ", path.string()));
     }
   }
-  for (const auto& [key, id] : {std::pair{"bos_id", ids->bos}, std::pair{"eos_id", ids->eos},
-                                std::pair{"pad_id", ids->pad}}) {
+  for (const auto& [key, id] :
+       {std::pair{"bos_id", ids->bos}, std::pair{"eos_id", ids->eos}, std::pair{"pad_id", ids->pad}}) {
     if (ordinary(id)) {
       return absl::InvalidArgumentError(
           absl::StrCat("tokenizer: ", key, " ", id, " is the ordinary token ",

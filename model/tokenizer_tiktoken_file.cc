@@ -122,8 +122,7 @@ absl::StatusOr<std::unique_ptr<TiktokenRanks>> read_tiktoken_ranks(const std::fi
   map.reserve(ids_in_order.size());
   for (size_t i = 0; i < ids_in_order.size(); ++i) {
     const std::string_view token = ranks->token(ids_in_order[i]);
-    const auto [it, inserted] =
-        map.emplace(absl::string_view(token.data(), token.size()), ids_in_order[i]);
+    const auto [it, inserted] = map.emplace(absl::string_view(token.data(), token.size()), ids_in_order[i]);
     if (!inserted) {
       return absl::InvalidArgumentError(
           line_error(name, i + 1,

@@ -14,6 +14,8 @@ packages=(
   # The float64 PyTorch reference of the model contract (tools/reference) that the engine's parity tests
   # run against, the demo model's training and the torchscale converter.
   python3-torch
+  # The demo model's training text (tools/train_demo.py): the KJV Bible and its reader `bible`.
+  bible-kjv bible-kjv-text
 )
 
 missing=()

@@ -37,9 +37,9 @@ cmake -S . -B build/ci-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLON
   -DLONGNET_SANITIZE=ON -DLONGNET_WERROR=ON -DLONGNET_BUILD_BENCH=OFF "${launcher[@]}"
 cmake --build build/ci-sanitize -j "$jobs"
 
-step "test: CPU only under ASan + UBSan"
+step "test: CPU only under ASan + UBSan (without the minute-long 65,536-token parity cases, label long)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build/ci-sanitize --output-on-failure -j "$jobs"
+  ctest --test-dir build/ci-sanitize --output-on-failure -j "$jobs" -LE long
 
 step "configure + build: CPU only, ThreadSanitizer"
 cmake -S . -B build/ci-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGNET_WITH_CUDA=OFF \
@@ -49,7 +49,7 @@ cmake --build build/ci-tsan -j "$jobs"
 step "test: CPU only under ThreadSanitizer"
 # OpenBLAS's own worker threads synchronise in uninstrumented code that TSan cannot see (it reports their
 # hand-offs as races); with one BLAS thread, every thread TSan watches is ours.
-OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest --test-dir build/ci-tsan --output-on-failure -j "$jobs"
+OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest --test-dir build/ci-tsan --output-on-failure -j "$jobs" -LE long
 
 step "all tests passed"
 

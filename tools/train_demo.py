@@ -267,9 +267,12 @@ embedding, embedding scaled by sqrt(256), dilated branches (segment, ratio) = (1
   bytes; a quarter of them start with bos. Next-byte cross-entropy.
 - AdamW (betas 0.9/0.98, weight decay {wd} on matrices), peak lr {lr}, {warmup} warmup steps, cosine decay to
   {min_lr} x peak over a fixed wall-clock budget of {budget_min:.0f} minutes, gradient clip {clip}.
-- Machine: 2 CPU cores (shared with other work), torch {torch_version}, `torch.set_num_threads({threads})`.
+- Machine: 2 CPU cores shared with other engineers' builds and tests, torch {torch_version},
+  `torch.set_num_threads({threads})`, OMP_WAIT_POLICY=PASSIVE (spinning OpenMP threads lost most of their
+  time slices on the busy machine: 5x slower).
 - Result: {steps} steps, {tokens} tokens seen ({epochs:.2f} passes over the training bytes), {wall_min:.1f} min
-  of training; final train loss (EMA) {loss:.4f} nats/byte = {loss_bits:.3f} bits/byte.
+  of training ({tok_s:.0f} tokens/s on average); final train loss {loss:.4f} nats/byte = {loss_bits:.3f}
+  bits/byte (mean of the batch losses logged at steps {loss_steps}).
 
 ## Held-out bits per byte
 Definition (tools/reference/score_reference.py; the C++ `longnet-run score` computes the same):
@@ -284,7 +287,7 @@ Sampling at temperature {temp}, top-k {top_k}, {n_new} new bytes, float32, seeds
 
 ## Reproduce
 ```
-apt-get install bible-kjv bible-kjv-text python3-torch   # or LONGNET_WITH_TORCH=1 tools/install-deps.sh
+tools/install-deps.sh    # Debian packages, among them python3-torch, bible-kjv, bible-kjv-text
 /usr/bin/python3 tools/train_demo.py --train    # {budget_min:.0f} minutes wall clock
 /usr/bin/python3 tools/train_demo.py --finish   # this card, heldout_head.txt
 ```
@@ -320,6 +323,8 @@ def finish(args):
         text = generate(model32, prompt, args.sample_bytes, args.temperature, args.top_k, seed=i + 1)
         samples.append(f"\nPrompt `{prompt.decode()}` (seed {i + 1}):\n```\n{prompt.decode()}{text}\n```")
     n_params = sum(p.numel() for p in model32.parameters())
+    recent = state["losses"][-5:]  # [step, elapsed_s, loss] every log_every steps
+    final_loss = sum(x[2] for x in recent) / len(recent)
     line_of = lambda blob: blob.split(b"\n", 1)[0].split(b" ", 1)[0].decode()  # noqa: E731
     last_line_start = train_data.rfind(b"\n", 0, len(train_data) - 1) + 1
     if train_data.endswith(b"\n"):
@@ -335,7 +340,9 @@ def finish(args):
         batch=args.batch, wd=args.weight_decay, lr=args.lr, warmup=args.warmup, min_lr=args.min_lr_ratio,
         budget_min=args.budget_s / 60, clip=args.clip, torch_version=torch.__version__, threads=args.threads,
         steps=state["step"], tokens=state["tokens"], epochs=state["tokens"] / len(train_data),
-        wall_min=state["elapsed_s"] / 60, loss=state["loss_ema"], loss_bits=state["loss_ema"] / math.log(2),
+        wall_min=state["elapsed_s"] / 60, tok_s=state["tokens"] / max(1.0, state["elapsed_s"]),
+        loss=final_loss, loss_bits=final_loss / math.log(2),
+        loss_steps=", ".join(str(x[0]) for x in recent),
         bpb_all=bpb_all, bpb_all_s=bpb_all_s, bpb_head=bpb_head, temp=args.temperature, top_k=args.top_k,
         n_new=args.sample_bytes, samples="\n".join(samples))
     with open(os.path.join(MODEL_DIR, "README.md"), "w") as f:

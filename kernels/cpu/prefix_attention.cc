@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "cpu/attention_tile.h"
 #include "cpu/cpu_features.h"
-#include "cpu/prefix_rows.h"
+#include "cpu/prefix_attention_ops.h"
 
 // The fast CPU path. The work is cut into tasks of (query tile, key chunk); each task leaves a softmax
 // state per query row -- running max m, sum l = sum exp(s - m), and unnormalised output acc -- which is
@@ -47,6 +47,9 @@ int64_t round_up(int64_t a, int64_t m) {
 struct Plan {
   bool tiles = false;      // the tile route (else the rows route)
   bool shared_pack = false;  // tile route: keys packed once for all tasks (else per task, privately)
+  // Tile route: value rows are read in place (their stride is already dim_padded); only the last, partial
+  // strip of keys gets a zero-padded copy, so the kernels never read past the caller's buffer.
+  bool values_in_place = false;
   int64_t dim_padded = 0;  // accumulator rows: head_dim rounded up to whole key strips on the tile route
   int64_t tile_rows = 1;   // queries per task
   int64_t num_tiles = 0;
@@ -59,7 +62,7 @@ struct Plan {
   int64_t packed_k_floats = 0;
   int64_t packed_v_floats = 0;
   int64_t partial_floats = 0;
-  int64_t pack_floats = 0;     // per thread, private packing: keys then values of one chunk
+  int64_t pack_floats = 0;     // per thread, private packing: keys (then values) of one chunk
   int64_t scratch_floats = 0;  // per thread, after the packed chunk
   int64_t thread_floats = 0;
 
@@ -85,14 +88,17 @@ Plan make_plan(const PrefixAttentionShape& s) {
     }
     p.num_tiles = ceil_div(s.num_queries, p.tile_rows);
     p.shared_pack = p.num_chunks == 1;
+    p.values_in_place = s.v_stride == p.dim_padded;
     const int64_t keys_padded = round_up(s.num_keys, kKeyStrip);
+    const int64_t packed_values = p.values_in_place ? 0 : 1;
     if (p.shared_pack) {
       p.chunk_keys = round_up(std::max<int64_t>(s.num_keys, 1), kKeyBlock);
       p.packed_k_floats = round_up(keys_padded * dim, kAlignFloats);
-      p.packed_v_floats = keys_padded * p.dim_padded;
+      p.packed_v_floats = (p.values_in_place ? kKeyStrip : keys_padded) * p.dim_padded;
     } else {
       p.chunk_keys = kTileChunkKeys;
-      p.pack_floats = round_up(p.chunk_keys * dim, kAlignFloats) + p.chunk_keys * p.dim_padded;
+      p.pack_floats = round_up(p.chunk_keys * dim, kAlignFloats) + packed_values * p.chunk_keys * p.dim_padded;
+      p.packed_v_floats = p.values_in_place ? kKeyStrip * p.dim_padded : 0;
     }
     p.scratch_floats = round_up(p.tile_rows * dim, kAlignFloats) + p.tile_rows * kKeyBlock;
   } else {
@@ -123,6 +129,7 @@ State state_at(float* base, const Plan& plan) {
 struct Context {
   const PrefixAttentionShape& shape;
   const Plan& plan;
+  const PrefixAttentionOps& ops;
   const float* q;
   const float* k;
   const float* v;
@@ -130,8 +137,8 @@ struct Context {
   float* out;
   float* lse;
   float scale;
-  float* packed_k;  // shared packing: keys in strips, values in rows of dim_padded
-  float* packed_v;
+  float* packed_k;  // shared packing: keys in strips
+  float* packed_v;  // shared packing: values in rows of dim_padded; values in place: the last strip's
   float* partials;  // num_chunks > 1: one state per (tile, chunk)
 };
 
@@ -150,32 +157,31 @@ void finish_row(const Context& ctx, int64_t j, const float* acc, float m, float 
   if (ctx.lse != nullptr) ctx.lse[j] = m + std::log(l);
 }
 
-// Packs keys [begin, end) (begin a multiple of kKeyStrip) into strips (attention_tile.h) at `strips` and
-// their values into rows of dim_padded floats at `values`, both counted from key `begin`; keys past
-// num_keys (the last strip's padding) are zero.
-void pack_keys(const Context& ctx, int64_t begin, int64_t end, float* strips, float* values) {
-  const int64_t dim = ctx.shape.head_dim;
+// Packs keys [begin, end) (begin a multiple of kKeyStrip, end at most num_keys rounded up to one) into
+// strips (attention_tile.h) at `strips`, counted from key `begin`, with zeros for keys past num_keys.
+void pack_key_strips(const Context& ctx, int64_t begin, int64_t end, float* strips) {
+  const PrefixAttentionShape& s = ctx.shape;
+  ctx.ops.pack_key_strips(ctx.k + begin * s.k_stride, s.k_stride, std::min(end, s.num_keys) - begin, s.head_dim,
+                          strips);
+}
+
+// Copies the values of keys [begin, end) into rows of dim_padded floats at `values`, counted from key
+// `begin`, zero-padded (columns past head_dim, keys past num_keys).
+void pack_values(const Context& ctx, int64_t begin, int64_t end, float* values) {
+  const PrefixAttentionShape& s = ctx.shape;
   const int64_t dim_padded = ctx.plan.dim_padded;
+  const int64_t real_end = std::min(end, s.num_keys);
   for (int64_t j = begin; j < end; ++j) {
-    float* strip = strips + (j - begin) / kKeyStrip * kKeyStrip * dim + j % kKeyStrip;
     float* vr = values + (j - begin) * dim_padded;
-    if (j < ctx.shape.num_keys) {
-      const float* kr = ctx.k + j * ctx.shape.k_stride;
-      for (int64_t d = 0; d < dim; ++d)
-        strip[d * kKeyStrip] = kr[d];
-      std::copy_n(ctx.v + j * ctx.shape.v_stride, dim, vr);
-      std::fill(vr + dim, vr + dim_padded, 0.0f);
-    } else {
-      for (int64_t d = 0; d < dim; ++d)
-        strip[d * kKeyStrip] = 0.0f;
-      std::fill(vr, vr + dim_padded, 0.0f);
-    }
+    const int64_t copied = j < real_end ? s.head_dim : 0;
+    std::copy_n(ctx.v + j * s.v_stride, copied, vr);
+    std::fill(vr + copied, vr + dim_padded, 0.0f);
   }
 }
 
 // One (query tile, key chunk) on the tile kernels: the online softmax of dilated_attention.cc over the
 // chunk's key blocks, each row masked at its own limit. `scratch` is the thread's slice.
-void run_tile(const Context& ctx, const AttentionTileOps& ops, int64_t tile, int64_t chunk, float* scratch,
+void run_tile(const Context& ctx, const AttentionTileOps& tile_ops, int64_t tile, int64_t chunk, float* scratch,
               State st) {
   const Plan& plan = ctx.plan;
   const int64_t dim = ctx.shape.head_dim;
@@ -193,16 +199,22 @@ void run_tile(const Context& ctx, const AttentionTileOps& ops, int64_t tile, int
   std::fill(st.acc, st.acc + rows_padded * plan.dim_padded, 0.0f);
   if (key_begin >= key_end) return;
 
-  // The chunk's keys: the shared packing, or this task's own.
+  // The chunk's keys and values: the shared packing, or this task's own (values in place need none).
   const float* k_strips = ctx.packed_k + key_begin * dim;
   const float* v_rows = ctx.packed_v + key_begin * plan.dim_padded;
   if (!plan.shared_pack) {
     float* own_k = scratch;
-    float* own_v = scratch + round_up(plan.chunk_keys * dim, kAlignFloats);
-    pack_keys(ctx, key_begin, round_up(key_end, kKeyStrip), own_k, own_v);
+    pack_key_strips(ctx, key_begin, round_up(key_end, kKeyStrip), own_k);
     k_strips = own_k;
-    v_rows = own_v;
+    if (!plan.values_in_place) {
+      float* own_v = scratch + round_up(plan.chunk_keys * dim, kAlignFloats);
+      pack_values(ctx, key_begin, round_up(key_end, kKeyStrip), own_v);
+      v_rows = own_v;
+    }
   }
+  // Values in place: keys below full_strips_end have real value rows; the partial strip after them is the
+  // padded copy at packed_v.
+  const int64_t full_strips_end = ctx.shape.num_keys / kKeyStrip * kKeyStrip;
   float* q_tile = scratch + plan.pack_floats;
   float* scores = q_tile + round_up(plan.tile_rows * dim, kAlignFloats);
   for (int64_t i = 0; i < rows_padded; ++i) {
@@ -220,16 +232,28 @@ void run_tile(const Context& ctx, const AttentionTileOps& ops, int64_t tile, int
     const int64_t strips = ceil_div(std::min(kKeyBlock, key_end - kb), kKeyStrip);
     for (int64_t i = 0; i < rows_padded; ++i)
       limit[static_cast<size_t>(i)] = i < rows ? ctx.key_limit[static_cast<size_t>(j0 + i)] - kb : 0;
-    ops.scores(q_tile, rows_padded, dim, k_strips + (kb - key_begin) * dim, strips, scores, kKeyBlock);
-    ops.softmax_step(scores, rows_padded, strips * kKeyStrip, kKeyBlock, limit.data(), st.m, st.l, st.acc,
+    tile_ops.scores(q_tile, rows_padded, dim, k_strips + (kb - key_begin) * dim, strips, scores, kKeyBlock);
+    tile_ops.softmax_step(scores, rows_padded, strips * kKeyStrip, kKeyBlock, limit.data(), st.m, st.l, st.acc,
                      plan.dim_padded);
-    ops.accumulate_values(scores, rows_padded, strips * kKeyStrip, kKeyBlock,
-                          v_rows + (kb - key_begin) * plan.dim_padded, st.acc, plan.dim_padded);
+    if (plan.values_in_place) {
+      const int64_t in_place = std::clamp(full_strips_end - kb, int64_t{0}, strips * kKeyStrip);
+      if (in_place > 0) {
+        tile_ops.accumulate_values(scores, rows_padded, in_place, kKeyBlock, ctx.v + kb * ctx.shape.v_stride,
+                                   st.acc, plan.dim_padded);
+      }
+      if (in_place < strips * kKeyStrip) {  // the partial strip: the rest of this block
+        tile_ops.accumulate_values(scores + in_place, rows_padded, kKeyStrip, kKeyBlock, ctx.packed_v, st.acc,
+                                   plan.dim_padded);
+      }
+    } else {
+      tile_ops.accumulate_values(scores, rows_padded, strips * kKeyStrip, kKeyBlock,
+                                 v_rows + (kb - key_begin) * plan.dim_padded, st.acc, plan.dim_padded);
+    }
   }
 }
 
 // One (query, key chunk) on the row loops, reading k and v in place.
-void run_row(const Context& ctx, const PrefixRowOps& ops, int64_t j, int64_t chunk, float* scores, State st) {
+void run_row(const Context& ctx, int64_t j, int64_t chunk, float* scores, State st) {
   const PrefixAttentionShape& s = ctx.shape;
   const int64_t key_begin = chunk * ctx.plan.chunk_keys;
   const int64_t key_end = std::min(key_begin + ctx.plan.chunk_keys, ctx.key_limit[static_cast<size_t>(j)]);
@@ -242,10 +266,10 @@ void run_row(const Context& ctx, const PrefixRowOps& ops, int64_t j, int64_t chu
   const int64_t n = key_end - key_begin;
   const float* qj = ctx.q + j * s.q_stride;
   const float max =
-      ops.scores(qj, ctx.k + key_begin * s.k_stride, s.k_stride, n, s.head_dim, ctx.scale, scores);
+      ctx.ops.scores(qj, ctx.k + key_begin * s.k_stride, s.k_stride, n, s.head_dim, ctx.scale, scores);
   *st.m = max;
-  *st.l = ops.exp_sum(scores, n, max);
-  ops.weighted_sum(scores, ctx.v + key_begin * s.v_stride, s.v_stride, n, s.head_dim, st.acc);
+  *st.l = ctx.ops.exp_sum(scores, n, max);
+  ctx.ops.weighted_sum(scores, ctx.v + key_begin * s.v_stride, s.v_stride, n, s.head_dim, st.acc);
 }
 
 // Merges the chunk states of one query tile into the final rows (split-K).
@@ -290,10 +314,10 @@ const AttentionTileOps& select_tile_ops() {
   return attention_tile_ops_generic();
 }
 
-const PrefixRowOps& select_row_ops() {
-  if (has_avx512()) return prefix_row_ops_avx512();
-  if (has_avx2_fma()) return prefix_row_ops_avx2();
-  return prefix_row_ops_generic();
+const PrefixAttentionOps& select_ops() {
+  if (has_avx512()) return prefix_attention_ops_avx512();
+  if (has_avx2_fma()) return prefix_attention_ops_avx2();
+  return prefix_attention_ops_generic();
 }
 
 }  // namespace
@@ -322,6 +346,7 @@ absl::Status prefix_attention(const PrefixAttentionShape& shape, const float* q,
   float* thread_base = partials + plan.partial_floats;
   const Context ctx{shape,
                     plan,
+                    select_ops(),
                     q,
                     k,
                     v,
@@ -346,32 +371,36 @@ absl::Status prefix_attention(const PrefixAttentionShape& shape, const float* q,
   const auto tile_of = [&](int64_t task) { return plan.num_tiles - 1 - task / chunks; };
 
   if (plan.tiles) {
+    if (plan.values_in_place && shape.num_keys % kKeyStrip != 0) {
+      const int64_t full_strips_end = shape.num_keys / kKeyStrip * kKeyStrip;
+      pack_values(ctx, full_strips_end, full_strips_end + kKeyStrip, packed_v);
+    }
     if (plan.shared_pack) {
       // Only keys some query sees are packed.
       const int64_t pack_end = round_up(*std::max_element(key_limit.begin(), key_limit.end()), kKeyStrip);
       constexpr int64_t kKeysPerPackTask = 512;
       pool.parallel_for(ceil_div(pack_end, kKeysPerPackTask), [&](int64_t t, int) {
         const int64_t begin = t * kKeysPerPackTask;
-        pack_keys(ctx, begin, std::min(pack_end, begin + kKeysPerPackTask), packed_k + begin * shape.head_dim,
-                  packed_v + begin * plan.dim_padded);
+        const int64_t end = std::min(pack_end, begin + kKeysPerPackTask);
+        pack_key_strips(ctx, begin, end, packed_k + begin * shape.head_dim);
+        if (!plan.values_in_place) pack_values(ctx, begin, end, packed_v + begin * plan.dim_padded);
       });
     }
-    const AttentionTileOps& ops = select_tile_ops();
+    const AttentionTileOps& tile_ops = select_tile_ops();
     pool.parallel_for(plan.num_tiles * chunks, [&](int64_t task, int thread) {
       const int64_t tile = tile_of(task);
       const State st = task_state(tile, task % chunks, thread);
-      run_tile(ctx, ops, tile, task % chunks, thread_base + thread * plan.thread_floats, st);
+      run_tile(ctx, tile_ops, tile, task % chunks, thread_base + thread * plan.thread_floats, st);
       if (chunks > 1) return;
       const int64_t j0 = tile * plan.tile_rows;
       for (int64_t i = 0; i < std::min(plan.tile_rows, shape.num_queries - j0); ++i)
         finish_row(ctx, j0 + i, st.acc + i * plan.dim_padded, st.m[i], st.l[i]);
     });
   } else {
-    const PrefixRowOps& ops = select_row_ops();
     pool.parallel_for(plan.num_tiles * chunks, [&](int64_t task, int thread) {
       const int64_t j = tile_of(task);
       const State st = task_state(j, task % chunks, thread);
-      run_row(ctx, ops, j, task % chunks, thread_base + thread * plan.thread_floats, st);
+      run_row(ctx, j, task % chunks, thread_base + thread * plan.thread_floats, st);
       if (chunks == 1) finish_row(ctx, j, st.acc, *st.m, *st.l);
     });
   }

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "cpu/cpu_features.h"
-#include "cpu/prefix_rows.h"
+#include "cpu/prefix_attention_ops.h"
 
 namespace longnet::kernels {
 namespace {
@@ -207,7 +207,7 @@ std::vector<Case> parity_cases() {
       {"many_tiles_noncausal", 500, 1000, 128, Limits::kAll},
       {"many_tiles_random", 600, 777, 32, Limits::kRandom, 4},
       {"prefill_chunk_after_cache", 256, 2300, 64, Limits::kCausal},
-      {"prefill_square_causal", 1000, 1000, 64, Limits::kCausal},
+      {"prefill_square_causal", 1000, 1000, 64, Limits::kCausal},  // values read in place (stride 64)
       {"tiles_all_limits_zero", 100, 300, 64, Limits::kZero},
       {"tiles_all_limits_one", 100, 300, 64, Limits::kOne, 1},
       {"tiles_no_keys", 40, 0, 16, Limits::kAll},
@@ -329,17 +329,21 @@ TEST(PrefixAttention, LseMayBeNull) {
   }
 }
 
-// Scratch grows with the cache (keys are packed for the tile route), never with how many keys the
-// queries actually see, and the decode route packs nothing.
+// Scratch grows with the cache (keys are packed for the tile route; values too unless their rows are
+// already dim_padded apart), never with how many keys the queries actually see, and the decode route packs
+// nothing.
 TEST(PrefixAttention, WorkspaceSizes) {
   PrefixAttentionShape s{1, 65536, 64, 64, 64, 64, 64, 0.0f};
-  const int64_t decode = cpu::prefix_attention_workspace_floats(s, 2);
-  EXPECT_LT(decode, 20000) << "one query against 64K keys should need only chunk scratch";
+  EXPECT_LT(cpu::prefix_attention_workspace_floats(s, 2), 20000) << "decode needs only chunk scratch";
   s.num_queries = 2048;
   s.num_keys = 2048;
-  const int64_t prefill = cpu::prefix_attention_workspace_floats(s, 2);
-  EXPECT_GE(prefill, 2 * 2048 * 64);  // packed keys and values
-  EXPECT_LT(prefill, 2 * 2048 * 64 + 2 * 20000);
+  const int64_t values_in_place = cpu::prefix_attention_workspace_floats(s, 2);
+  EXPECT_GE(values_in_place, 2048 * 64);
+  EXPECT_LT(values_in_place, 2048 * 64 + 40000);
+  s.v_stride = 72;
+  const int64_t values_packed = cpu::prefix_attention_workspace_floats(s, 2);
+  EXPECT_GE(values_packed, 2 * 2048 * 64);
+  EXPECT_LT(values_packed, 2 * 2048 * 64 + 40000);
 }
 
 TEST(PrefixAttention, RejectsBadArguments) {
@@ -522,9 +526,9 @@ INSTANTIATE_TEST_SUITE_P(Backends, PrefixAttentionMerge,
                            return param_info.param == &cpu::merge_attention_lse ? "cpu" : "reference";
                          });
 
-// ---- the decode route's row loops, every SIMD path against the portable one ----
+// ---- the inner loops (decode rows, key packing), every SIMD path against the portable one ----
 
-class PrefixAttentionRows : public ::testing::TestWithParam<cpu::Isa> {
+class PrefixAttentionOps : public ::testing::TestWithParam<cpu::Isa> {
  protected:
   void SetUp() override {
     if (GetParam() == cpu::Isa::kAvx2 && !cpu::has_avx2_fma())
@@ -532,12 +536,12 @@ class PrefixAttentionRows : public ::testing::TestWithParam<cpu::Isa> {
     if (GetParam() == cpu::Isa::kAvx512 && !cpu::has_avx512())
       GTEST_SKIP() << "this processor has no AVX-512 (F/DQ/BW/VL)";
   }
-  const cpu::PrefixRowOps& fast =
-      GetParam() == cpu::Isa::kAvx2 ? cpu::prefix_row_ops_avx2() : cpu::prefix_row_ops_avx512();
-  const cpu::PrefixRowOps& plain = cpu::prefix_row_ops_generic();
+  const cpu::PrefixAttentionOps& fast =
+      GetParam() == cpu::Isa::kAvx2 ? cpu::prefix_attention_ops_avx2() : cpu::prefix_attention_ops_avx512();
+  const cpu::PrefixAttentionOps& plain = cpu::prefix_attention_ops_generic();
 };
 
-TEST_P(PrefixAttentionRows, AgreeWithThePortableLoops) {
+TEST_P(PrefixAttentionOps, AgreeWithThePortableLoops) {
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
   for (int64_t dim : {1, 3, 8, 15, 16, 17, 20, 32, 64, 72, 80, 128, 129, 200}) {
@@ -572,7 +576,35 @@ TEST_P(PrefixAttentionRows, AgreeWithThePortableLoops) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Isas, PrefixAttentionRows, ::testing::Values(cpu::Isa::kAvx2, cpu::Isa::kAvx512),
+// Packing is a copy: the SIMD transposes must give the portable result exactly, padding included.
+TEST_P(PrefixAttentionOps, PackKeyStripsIsAnExactTranspose) {
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (int64_t dim : {1, 5, 8, 15, 16, 17, 20, 32, 64, 80, 128, 129}) {
+    for (int64_t n : {1, 7, 8, 9, 16, 17, 40, 64}) {
+      const int64_t stride = dim + 2;
+      std::vector<float> k(n * stride);
+      for (float& e : k)
+        e = dist(rng);
+      const int64_t floats = (n + 15) / 16 * 16 * dim;
+      std::vector<float> fast_strips(floats + 1, kSentinel), plain_strips(floats + 1, kSentinel);
+      fast.pack_key_strips(k.data(), stride, n, dim, fast_strips.data());
+      plain.pack_key_strips(k.data(), stride, n, dim, plain_strips.data());
+      EXPECT_EQ(fast_strips, plain_strips) << "dim " << dim << " n " << n;
+      // The layout itself: key 1 of dimension 0 is the second float, padding keys are 0, nothing past.
+      EXPECT_EQ(plain_strips[0], k[0]);
+      if (n > 1) {
+        EXPECT_EQ(plain_strips[1], k[stride]);
+      }
+      if (n % 16 != 0) {
+        EXPECT_EQ(plain_strips[n / 16 * 16 * dim + n % 16], 0.0f);
+      }
+      EXPECT_EQ(plain_strips[floats], kSentinel);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Isas, PrefixAttentionOps, ::testing::Values(cpu::Isa::kAvx2, cpu::Isa::kAvx512),
                          [](const ::testing::TestParamInfo<cpu::Isa>& param_info) {
                            return param_info.param == cpu::Isa::kAvx2 ? "avx2" : "avx512";
                          });

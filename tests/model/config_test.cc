@@ -235,6 +235,17 @@ TEST(ModelConfigTest, DuplicateKeyRefused) {
                  {"config.json", "\"subln\"", "appears twice"});
 }
 
+// Deep nesting is refused before anything recurses over it (quoting such a value would overflow the stack).
+TEST(ModelConfigTest, DeepNestingRefused) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  expect_invalid(
+      parse_model_config(R"({"model_type": "longnet_decoder", "foo": )" + deep + "}", "config.json"),
+      {"config.json", "nested deeper than 64 levels"});
+  // Long values are cut in messages.
+  expect_invalid(with(minimal_decoder(), "activation_fn", std::string(1000, 'x')),
+                 {"config.json", "\"activation_fn\"", "xxxxxxxx\"...", "(expected \"gelu\" or \"relu\")"});
+}
+
 TEST(ModelConfigTest, RootMustBeAnObject) {
   expect_invalid(parse_model_config("[1, 2]", "config.json"), {"config.json", "not a JSON object", "[1,2]"});
 }

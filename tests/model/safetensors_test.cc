@@ -129,6 +129,12 @@ TEST(SafetensorsTest, HeaderNotJson) {
                  {"model.safetensors", "\"a\"", "appears twice"});
 }
 
+TEST(SafetensorsTest, DeepNestingRefused) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  expect_invalid(parse(safetensors_bytes("{\"w\": " + deep + "}")),
+                 {"model.safetensors", "nested deeper than 64 levels"});
+}
+
 TEST(SafetensorsTest, HeaderNotAnObject) {
   expect_invalid(parse(safetensors_bytes("[1, 2]")), {"model.safetensors", "not a JSON object", "[1,2]"});
   expect_invalid(parse(safetensors_bytes("\"text\"")),

@@ -65,9 +65,11 @@ TEST(ByteTokenizerTest, ByteOffsetShiftsEveryByte) {
   const auto tokenizer = must_load(config);
   ASSERT_NE(tokenizer, nullptr);
   std::string all_bytes;
-  for (int b = 0; b < 256; ++b) all_bytes.push_back(static_cast<char>(b));
+  for (int b = 0; b < 256; ++b)
+    all_bytes.push_back(static_cast<char>(b));
   std::vector<int32_t> expected = {0};
-  for (int b = 0; b < 256; ++b) expected.push_back(3 + b);
+  for (int b = 0; b < 256; ++b)
+    expected.push_back(3 + b);
   EXPECT_EQ(tokenizer->encode(all_bytes), expected);
   EXPECT_EQ(tokenizer->token_bytes(3), std::string_view("\0", 1));
   EXPECT_EQ(tokenizer->token_bytes(258), "\xFF");
@@ -83,8 +85,9 @@ TEST(ByteTokenizerTest, DecodeDropsIdsThatAreNotText) {
 
 TEST(ByteTokenizerTest, ValidTextRoundTrips) {
   const auto tokenizer = must_load(byte_config());
-  for (const std::string& text : {std::string(), std::string("plain ascii"), std::string("caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80!"),
-                                 std::string("e\xCC\x81 \xE2\x80\x8D\r\n\t"), std::string(1000, 'x')}) {
+  for (const std::string& text : {std::string(), std::string("plain ascii"),
+                                  std::string("caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80!"),
+                                  std::string("e\xCC\x81 \xE2\x80\x8D\r\n\t"), std::string(1000, 'x')}) {
     EXPECT_EQ(tokenizer->decode(tokenizer->encode(text)), text);
   }
 }
@@ -105,18 +108,22 @@ TEST(Utf8SanitizerTest, ReplacesEachMaximalIllFormedSubpart) {
   } cases[] = {
       {"\x80", r},
       {"\xBF\xBF", r + r},
-      {"\xC3", r},                                  // truncated at the end
-      {"\xC3 ", r + " "},                           // truncated before a space
-      {"\xE6\x97", r},                              // 2 of 3 bytes: one subpart
-      {"\xE6\x97" "A", r + "A"},                    //
-      {"\xF0\x9F\x98", r},                          // 3 of 4 bytes
-      {"\xF0\x9F\x98" "A\xF0\x9F\x98\x80", r + "A\xF0\x9F\x98\x80"},
-      {"\xC0\xAF", r + r},                          // overlong lead bytes never start a character
-      {"\xE0\x80\xAF", r + r + r},                  // E0 needs A0..BF next
-      {"\xED\xA0\x80", r + r + r},                  // a surrogate
-      {"\xED\x9F\xBF", "\xED\x9F\xBF"},             // U+D7FF, just below the surrogates
-      {"\xF4\x8F\xBF\xBF", "\xF4\x8F\xBF\xBF"},     // U+10FFFF
-      {"\xF4\x90\x80\x80", r + r + r + r},          // above U+10FFFF
+      {"\xC3", r},         // truncated at the end
+      {"\xC3 ", r + " "},  // truncated before a space
+      {"\xE6\x97", r},     // 2 of 3 bytes: one subpart
+      {"\xE6\x97"
+       "A",
+       r + "A"},            //
+      {"\xF0\x9F\x98", r},  // 3 of 4 bytes
+      {"\xF0\x9F\x98"
+       "A\xF0\x9F\x98\x80",
+       r + "A\xF0\x9F\x98\x80"},
+      {"\xC0\xAF", r + r},                       // overlong lead bytes never start a character
+      {"\xE0\x80\xAF", r + r + r},               // E0 needs A0..BF next
+      {"\xED\xA0\x80", r + r + r},               // a surrogate
+      {"\xED\x9F\xBF", "\xED\x9F\xBF"},          // U+D7FF, just below the surrogates
+      {"\xF4\x8F\xBF\xBF", "\xF4\x8F\xBF\xBF"},  // U+10FFFF
+      {"\xF4\x90\x80\x80", r + r + r + r},       // above U+10FFFF
       {"\xF5\x80", r + r},
       {"\xFE\xFF", r + r},
       // Unicode's own example (chapter 3, U+FFFD substitution of maximal subparts).
@@ -132,12 +139,14 @@ TEST(Utf8SanitizerTest, ReplacesEachMaximalIllFormedSubpart) {
 // is valid UTF-8 on its own.
 TEST(Utf8SanitizerTest, ResultDoesNotDependOnHowTheStreamIsSplit) {
   std::mt19937 rng(7);
-  const std::string alphabet[] = {"a", " ", "\xC3\xA9", "\xE6\x97\xA5", "\xF0\x9F\x98\x80", "\x80", "\xC3",
-                                  "\xE6\x97", "\xF0\x9F", "\xFF", "\xED\xA0\x80", "\xF4\x90"};
+  const std::string alphabet[] = {
+      "a",    " ",        "\xC3\xA9", "\xE6\x97\xA5", "\xF0\x9F\x98\x80", "\x80",
+      "\xC3", "\xE6\x97", "\xF0\x9F", "\xFF",         "\xED\xA0\x80",     "\xF4\x90"};
   for (int trial = 0; trial < 500; ++trial) {
     std::string bytes;
     const int parts = 1 + static_cast<int>(rng() % 12);
-    for (int i = 0; i < parts; ++i) bytes += alphabet[rng() % std::size(alphabet)];
+    for (int i = 0; i < parts; ++i)
+      bytes += alphabet[rng() % std::size(alphabet)];
     const std::string whole = sanitize_utf8(bytes);
     ASSERT_TRUE(is_valid_utf8(whole));
 

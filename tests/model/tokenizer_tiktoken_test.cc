@@ -75,7 +75,8 @@ std::vector<int32_t> encode_text(const Tokenizer& tokenizer, std::string_view te
 
 std::string from_hex(const std::string& hex) {
   std::string bytes;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) bytes.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  for (size_t i = 0; i + 1 < hex.size(); i += 2)
+    bytes.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
   return bytes;
 }
 
@@ -96,7 +97,8 @@ std::vector<GoldenCase> golden_cases() {
   for (const auto& entry : doc.at("cases")) {
     GoldenCase c;
     c.name = entry.at("name");
-    c.text = entry.contains("bytes_hex") ? from_hex(entry.at("bytes_hex")) : entry.at("text").get<std::string>();
+    c.text =
+        entry.contains("bytes_hex") ? from_hex(entry.at("bytes_hex")) : entry.at("text").get<std::string>();
     c.allow_special = entry.at("allow_special");
     c.ids = entry.at("ids").get<std::vector<int32_t>>();
     c.decoded = entry.at("decoded");
@@ -161,7 +163,10 @@ TEST(TiktokenTest, EncodeAddsBosAndEosAsConfigured) {
 TEST(TiktokenTest, InvalidUtf8IsRepairedBeforeEncoding) {
   const Tokenizer& tokenizer = cl100k();
   const std::string replacement(kReplacementCharacter);
-  EXPECT_EQ(encode_text(tokenizer, "a\xFF" "b"), encode_text(tokenizer, "a" + replacement + "b"));
+  EXPECT_EQ(encode_text(tokenizer,
+                        "a\xFF"
+                        "b"),
+            encode_text(tokenizer, "a" + replacement + "b"));
   EXPECT_EQ(encode_text(tokenizer, "x\xF0\x9F\x98"), encode_text(tokenizer, "x" + replacement));
   EXPECT_EQ(tokenizer.decode(encode_text(tokenizer, "\xC0\xAF")), replacement + replacement);
 }
@@ -178,7 +183,8 @@ std::vector<int32_t> raw_tokens(const Tokenizer& tokenizer, std::string_view byt
   }();
   if (const auto it = by_bytes.find(bytes); it != by_bytes.end()) return {it->second};
   std::vector<int32_t> ids;
-  for (const char c : bytes) ids.push_back(by_bytes.find(std::string_view(&c, 1))->second);
+  for (const char c : bytes)
+    ids.push_back(by_bytes.find(std::string_view(&c, 1))->second);
   return ids;
 }
 
@@ -188,16 +194,20 @@ TEST(TiktokenIncrementalDecoderTest, FourByteEmojiSplitAcrossTokens) {
   for (size_t split : {1u, 2u, 3u}) {
     std::vector<int32_t> ids = raw_tokens(tokenizer, "a");
     const size_t emoji_start = ids.size();
-    for (const int32_t id : raw_tokens(tokenizer, emoji.substr(0, split))) ids.push_back(id);
-    for (const int32_t id : raw_tokens(tokenizer, emoji.substr(split))) ids.push_back(id);
+    for (const int32_t id : raw_tokens(tokenizer, emoji.substr(0, split)))
+      ids.push_back(id);
+    for (const int32_t id : raw_tokens(tokenizer, emoji.substr(split)))
+      ids.push_back(id);
     const size_t emoji_end = ids.size();
     ids.push_back(raw_tokens(tokenizer, "b")[0]);
 
     IncrementalDecoder decoder = tokenizer.incremental_decoder();
     std::vector<std::string> pieces;
-    for (const int32_t id : ids) pieces.push_back(decoder.feed(id));
+    for (const int32_t id : ids)
+      pieces.push_back(decoder.feed(id));
     EXPECT_EQ(pieces[0], "a") << split;
-    for (size_t i = emoji_start; i + 1 < emoji_end; ++i) EXPECT_EQ(pieces[i], "") << "split " << split << " at " << i;
+    for (size_t i = emoji_start; i + 1 < emoji_end; ++i)
+      EXPECT_EQ(pieces[i], "") << "split " << split << " at " << i;
     EXPECT_EQ(pieces[emoji_end - 1], emoji) << split;
     EXPECT_EQ(pieces.back(), "b") << split;
     EXPECT_EQ(decoder.finish(), "");
@@ -207,7 +217,8 @@ TEST(TiktokenIncrementalDecoderTest, FourByteEmojiSplitAcrossTokens) {
 TEST(TiktokenIncrementalDecoderTest, RealEncodingsSplitCharactersAndStreamLosslessly) {
   const Tokenizer& tokenizer = cl100k();
   const std::string text =
-      "\xF0\x9F\xA6\x9C\xF0\x9F\xAA\xBF \xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x91\xA7 "
+      "\xF0\x9F\xA6\x9C\xF0\x9F\xAA\xBF "
+      "\xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x91\xA7 "
       "\xE9\xBE\x98\xE7\x88\xA8\xE9\xAC\xB1 \xF0\xA0\x80\x80\xF0\xAA\x9A\xB2 e\xCC\x81\xCC\xA7 done";
   const std::vector<int32_t> ids = encode_text(tokenizer, text);
   IncrementalDecoder decoder = tokenizer.incremental_decoder();
@@ -242,11 +253,13 @@ TEST(TiktokenTest, MegabyteRunsOfOneCharacterEncodeQuickly) {
   const size_t kBytes = size_t{1} << 20;
   const auto repeat = [&](std::string_view unit) {
     std::string text;
-    while (text.size() + unit.size() <= kBytes) text += unit;
+    while (text.size() + unit.size() <= kBytes)
+      text += unit;
     return text;
   };
-  for (const std::string& text : {repeat("a"), repeat(" "), repeat("\n"), repeat("7"), repeat("!"),
-                                  repeat("\xE6\xBC\xA2"), repeat("\xF0\x9F\x9A\x80"), repeat("ab "), repeat(" \n")}) {
+  for (const std::string& text :
+       {repeat("a"), repeat(" "), repeat("\n"), repeat("7"), repeat("!"), repeat("\xE6\xBC\xA2"),
+        repeat("\xF0\x9F\x9A\x80"), repeat("ab "), repeat(" \n")}) {
     const auto start = std::chrono::steady_clock::now();
     const std::vector<int32_t> ids = encode_text(tokenizer, text);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -271,27 +284,30 @@ TEST(TiktokenTest, ConcurrentEncodingGivesTheSameIds) {
       }
     });
   }
-  for (std::thread& thread : threads) thread.join();
-  for (const int m : mismatches) EXPECT_EQ(m, 0);
+  for (std::thread& thread : threads)
+    thread.join();
+  for (const int m : mismatches)
+    EXPECT_EQ(m, 0);
 }
 
 // A scratch model directory with a rank file made of cl100k's first lines (its 256 single bytes first).
 class TiktokenLoadTest : public testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("longnet_tiktoken_" + std::to_string(::getpid()) + "_" +
-            testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() / ("longnet_tiktoken_" + std::to_string(::getpid()) + "_" +
+                                        testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
     std::ifstream in(kDataDir / "cl100k_base.tiktoken");
     std::string line;
-    for (int i = 0; i < 300 && std::getline(in, line); ++i) first_lines_.push_back(line);
+    for (int i = 0; i < 300 && std::getline(in, line); ++i)
+      first_lines_.push_back(line);
   }
   void TearDown() override { fs::remove_all(dir_); }
 
   void write_ranks(const std::vector<std::string>& lines) {
     std::ofstream out(dir_ / "ranks.tiktoken", std::ios::binary);
-    for (const std::string& line : lines) out << line << "\n";
+    for (const std::string& line : lines)
+      out << line << "\n";
   }
   std::vector<std::string> lines(size_t n) const {
     return {first_lines_.begin(), first_lines_.begin() + static_cast<std::ptrdiff_t>(n)};
@@ -335,8 +351,8 @@ TEST_F(TiktokenLoadTest, CorruptLinesNameThePathAndTheLine) {
   } cases[] = {
       {"aGVsbG8=", "expected \"<base64 token> <rank>\""},
       {"aGVsbG8= 300 7", "expected \"<base64 token> <rank>\""},
-      {"aGVsbG8 300", "is not valid base64"},
-      {"a$VsbG8= 300", "is not valid base64"},
+      {"aGVsbG8 300", "token \"aGVsbG8\" is not valid base64"},
+      {"a$VsbG8= 300", "token \"a$VsbG8=\" is not valid base64"},
       {"aGVsbG8= x300", "rank \"x300\" is not an integer"},
       {"aGVsbG8= ", "rank \"\" is not an integer"},
       {"aGVsbG8= 5000", "rank 5000 is outside the vocabulary [0, 1001)"},
@@ -380,7 +396,8 @@ TEST_F(TiktokenLoadTest, RefusesBadOptions) {
   status = load(config(R"({"merges":"x"})"));
   EXPECT_TRUE(has(status, "tokenizer.merges: not a key of the tiktoken tokenizer")) << status;
   status = load(config(R"({"special_tokens":{"<|x|>":5000}})"));
-  EXPECT_TRUE(has(status, "tokenizer.special_tokens.<|x|>: value 5000 is not an id in the vocabulary")) << status;
+  EXPECT_TRUE(has(status, "tokenizer.special_tokens.<|x|>: value 5000 is not an id in the vocabulary"))
+      << status;
   status = load(config(R"({"special_tokens":{"<|x|>":1000,"<|y|>":1000}})"));
   EXPECT_TRUE(has(status, "id 1000 is already the id of \"<|x|>\"")) << status;
   status = load(config(R"({"special_tokens":{"<|x|>":12}})"));

@@ -45,6 +45,23 @@ def torchscale_args(model_type, spec):
     return args
 
 
+# Every attribute of torchscale's DecoderConfig (architecture/config.py) with its default, as
+# `vars(DecoderConfig(...))` dumps it (its subln post-processing also sets encoder_normalize_before).
+DECODER_CONFIG_DEFAULTS = {
+    "decoder_embed_dim": 768, "decoder_attention_heads": 12, "decoder_ffn_embed_dim": 3072, "decoder_layers": 12,
+    "decoder_normalize_before": True, "activation_fn": "gelu", "dropout": 0.0, "drop_path_rate": 0.0,
+    "attention_dropout": 0.0, "activation_dropout": 0.0, "no_scale_embedding": True, "layernorm_embedding": False,
+    "moe_freq": 0, "moe_top1_expert": False, "moe_expert_count": 0, "moe_gating_use_fp32": True,
+    "moe_eval_capacity_token_fraction": 0.25, "moe_second_expert_policy": "random",
+    "moe_normalize_gate_prob_before_dropping": False, "use_xmoe": False, "rel_pos_buckets": 0, "max_rel_pos": 0,
+    "deepnorm": False, "subln": True, "bert_init": False, "multiway": False,
+    "share_decoder_input_output_embed": False, "max_target_positions": 1024, "no_output_layer": False,
+    "layernorm_eps": 1e-5, "vocab_size": -1, "checkpoint_activations": False, "fsdp": False, "ddp_rank": 0,
+    "xpos_rel_pos": False, "xpos_scale_base": 512, "flash_attention": False, "segment_length": None,
+    "dilated_ratio": None, "seq_parallel": False, "encoder_normalize_before": True,
+}
+
+
 def torchscale_state(model, model_type, tied, encoder_output_layer=False):
     """The state_dict a torchscale module of the same architecture has (extras included)."""
     state = dict(model.state_dict())
@@ -114,6 +131,17 @@ class ConvertTest(unittest.TestCase):
         self.assertEqual(cfg.torch_dtype, "bfloat16")
         stored = lt.load_safetensors(os.path.join(out, "model.safetensors"))
         self.assertTrue(torch.equal(stored["embed_tokens.weight"], model.state_dict()["embed_tokens.weight"]))
+
+    def test_full_decoder_config_dump(self):
+        """All of DecoderConfig's attributes (as vars() of a real one gives them) are understood."""
+        spec = dict(mtm.default_spec(), branches=[(8, 1), (16, 2)], scale_embedding=False)
+        model = mtm.build_model(**spec).float()
+        args = dict(DECODER_CONFIG_DEFAULTS, **torchscale_args("longnet_decoder", spec))
+        ckpt = os.path.join(self.dir, "full.pt")
+        torch.save({"model": torchscale_state(model, "longnet_decoder", True), "args": args}, ckpt)
+        cfg = ct.convert(ckpt, os.path.join(self.dir, "full"))
+        self.assertEqual(cfg.model_type, "longnet_decoder")
+        self.assertTrue(cfg.no_scale_embedding)
 
     def _expect_refusal(self, pattern, model_type="longnet_decoder", args_over=None, state_fn=None, **kw):
         spec = dict(mtm.default_spec(), model_type=model_type, branches=[(8, 1), (16, 2)])

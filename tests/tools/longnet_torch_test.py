@@ -174,6 +174,20 @@ class ModelTest(unittest.TestCase):
                 self.assertTrue(torch.equal(out[:, :t], base[:, :t]), f"token {t} changed earlier outputs")
                 self.assertFalse(torch.equal(out[:, t:], base[:, t:]))
 
+    def test_ffn_chunks(self):
+        """Inference splits long inputs' FFN into row chunks; the result is the same."""
+        model = mtm.build_model(branches=[(8, 1), (16, 2)], model_type="longnet_encoder_decoder")
+        ids, src = torch.arange(30)[None], torch.arange(5, 25)[None]
+        with torch.no_grad():
+            whole = model(ids, src)
+            saved = lt.FFN_CHUNK
+            try:
+                lt.FFN_CHUNK = 7
+                chunked = model(ids, src)
+            finally:
+                lt.FFN_CHUNK = saved
+        self.assertLess((whole - chunked).abs().max().item(), 1e-12)
+
     def test_ragged_equals_one_by_one(self):
         model = mtm.build_model(branches=[(8, 1), (16, 2)], model_type="longnet_encoder")
         seqs = [[1, 2, 3], list(range(30)), [256]]
@@ -222,6 +236,49 @@ class ModelTest(unittest.TestCase):
               for w in ("weight", "bias")],
             *[f"layers.0.{n}.{w}" for n in ("self_attn_layer_norm", "final_layer_norm", "ffn.fc1", "ffn.fc2")
               for w in ("weight", "bias")]]))
+
+
+class CliTest(unittest.TestCase):
+    """make_test_model.py, run_reference.py and score_reference.py as the C++ parity tests call them."""
+
+    def test_run_and_score(self):
+        import json
+        import subprocess
+
+        import numpy as np
+
+        tools = os.path.join(REPO, "tools", "reference")
+        with tempfile.TemporaryDirectory() as tmp:
+            model_dir = os.path.join(tmp, "m")
+            subprocess.run([sys.executable, os.path.join(tools, "make_test_model.py"), "--out", model_dir,
+                            "--branches", "8:1,16:2", "--dtype", "bfloat16", "--layers", "1"],
+                           check=True, capture_output=True)
+            text = "In the beginning God created the heaven and the earth.\n".encode()
+            with open(os.path.join(tmp, "t.txt"), "wb") as f:
+                f.write(text)
+            ids = [256] + list(text)
+            with open(os.path.join(tmp, "t.json"), "w") as f:
+                json.dump({"input_ids": [ids, ids[:5]]}, f)
+            subprocess.run([sys.executable, os.path.join(tools, "run_reference.py"), "--model", model_dir, "--tokens",
+                            os.path.join(tmp, "t.json"), "--out", os.path.join(tmp, "o.npy")],
+                           check=True, capture_output=True)
+            logits = np.load(os.path.join(tmp, "o.npy"))
+            self.assertEqual(logits.shape, (2, len(ids), 259))
+            self.assertEqual(logits.dtype, np.float64)
+            # causal: a prefix gives the same rows (up to rounding: its XPOS chunk centre differs)
+            self.assertLess(np.abs(logits[1, :5] - logits[0, :5]).max(), 1e-12)
+            self.assertFalse(logits[1, 5:].any())  # zero past the sequence's length
+            logp = torch.log_softmax(torch.from_numpy(logits[0]), -1)
+            want = -sum(logp[t - 1, ids[t]].item() for t in range(1, len(ids))) / math.log(2) / len(text)
+            out = subprocess.run([sys.executable, os.path.join(tools, "score_reference.py"), "--model", model_dir,
+                                  "--input", os.path.join(tmp, "t.txt")], check=True, capture_output=True, text=True)
+            self.assertAlmostEqual(float(out.stdout), want, places=5)
+            self.assertRegex(out.stdout.strip(), r"^\d+\.\d{6}$")
+
+    def test_spec_names_checked(self):
+        with self.assertRaisesRegex(ValueError, "unknown model spec names"):
+            mtm.build_model(headz=4)
+        self.assertEqual(mtm.make_config({"dtype": "float16"})["torch_dtype"], "float16")
 
 
 class FilesTest(unittest.TestCase):

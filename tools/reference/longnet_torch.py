@@ -162,11 +162,18 @@ class LongNetConfig:
 # ----------------------------------------------------------------------------------------------------------
 # Dilated attention (sparse)
 
-# Upper bound on the elements of one score tensor (batch x segments x heads x queries x keys). 2^24 float64
-# elements are 128 MB; the chunk loops below keep every score tensor under it.
-SCORE_BUDGET = 1 << 24
-# Longest position span of one query chunk when XPOS is on: its factors stay within scale^(+-span/2/base),
-# scale >= 0.2857, base 512: 4096 positions -> factors within [2e-2, 55] ... comfortably finite in float32.
+# Upper bound on the elements of one score tensor (batch x segments x heads x queries x keys). 2^22 float64
+# elements are 32 MB; the chunk loops below keep every score tensor under it (smaller is not faster: the
+# batched matmuls get too small; larger is slower: the passes over the scores leave the cache).
+SCORE_BUDGET = 1 << 22
+# Causal segments with more rows than twice this are split into query chunks (at least this many rows,
+# at most 8 chunks) so that keys after a chunk's last query are never computed.
+CAUSAL_QUERY_CHUNK = 256
+# Longest position span of one query chunk when XPOS is on. Query factors scale^((t - c)/base) stay within
+# scale^(+-span/2/base): with scale >= 0.2857 and base 512, 4096 positions give [6.7e-3, 150], finite in
+# float32. Key factors 1/scale^((u - c)/base) shrink towards 0 for keys far before the chunk (their true
+# weight scale^((t - u)/base) vanishes too) and grow for keys far after it (non-causal only), exactly as the
+# true scores do: non-causal XPOS scores themselves exceed float32 beyond ~36K positions of distance.
 XPOS_QUERY_SPAN = 4096
 
 
@@ -248,15 +255,18 @@ def _attend(qg, kg, vg, causal, scale, local, xpos, q_lo, q_hi):
         rel = local.to(torch.float64) - centre
         q = q * xpos.decay(rel[q_lo:q_hi])
         k = k / xpos.decay(rel[:k_hi])
-    scores = torch.matmul(q, k.transpose(-1, -2)) * scale  # (B, S, G, q, k)
+    scores = torch.matmul(q * scale, k.transpose(-1, -2))  # (B, S, G, q, k)
     if causal:
         # rows and keys are in increasing position order: key j is visible to query i iff j <= i
-        qi = torch.arange(q_lo, q_hi)[:, None]
-        kj = torch.arange(k_hi)[None, :]
-        scores = scores.masked_fill((kj > qi).to(scores.device), -math.inf)
-    lse = torch.logsumexp(scores, dim=-1)  # every row has at least its own key
-    probs = torch.exp(scores - lse.unsqueeze(-1))
-    return torch.matmul(probs, v), lse
+        future = torch.arange(k_hi)[None, :] > torch.arange(q_lo, q_hi)[:, None]
+        scores = scores.masked_fill_(future.to(scores.device), -math.inf)
+    # softmax and its log-sum-exp in few passes over the score tensor. The row maximum is only a
+    # numerical shift (the result does not depend on it), so it is detached: its gradient is zero anyway.
+    row_max = scores.detach().amax(dim=-1, keepdim=True)  # finite: every row has at least its own key
+    probs = (scores - row_max).exp_()
+    denom = probs.sum(dim=-1, keepdim=True)
+    out = torch.matmul(probs, v) / denom
+    return out, (row_max + denom.log()).squeeze(-1)
 
 
 def _branch(q, k, v, w, r, causal, scale, xpos):
@@ -282,6 +292,9 @@ def _branch(q, k, v, w, r, causal, scale, xpos):
             # chunk queries so one score tensor stays within budget (and XPOS spans stay short), then
             # chunk segments
             q_chunk = max(1, min(m, SCORE_BUDGET // max(1, bsz * g * m)))
+            if causal and m > 2 * CAUSAL_QUERY_CHUNK:
+                # chunks of queries skip the keys after their last row: about half the work for long rows
+                q_chunk = min(q_chunk, max(CAUSAL_QUERY_CHUNK, -(-m // 8)))
             if xpos is not None:
                 q_chunk = min(q_chunk, max(1, XPOS_QUERY_SPAN // r))
             s_chunk = max(1, min(n_seg, SCORE_BUDGET // max(1, bsz * g * m * q_chunk)))
@@ -439,7 +452,14 @@ class LongNetLayer(nn.Module):
         h = x + self.self_attn(self.self_attn_layer_norm(x), causal=causal)
         if self.encoder_attn is not None:
             h = h + self.encoder_attn(self.encoder_attn_layer_norm(h), kv=encoder_out)
-        return h + self.ffn(self.final_layer_norm(h))
+        if torch.is_grad_enabled() or h.shape[1] <= FFN_CHUNK:
+            return h + self.ffn(self.final_layer_norm(h))
+        # inference on long inputs: the FFN is per position, so row chunks bound its (N x F) activations
+        return torch.cat([c + self.ffn(self.final_layer_norm(c)) for c in h.split(FFN_CHUNK, dim=1)], dim=1)
+
+
+# Positions per FFN call in long inference runs (keeps the N x ffn_dim activations to a few hundred MB).
+FFN_CHUNK = 16384
 
 
 class LongNetStack(nn.Module):

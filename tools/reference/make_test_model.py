@@ -6,7 +6,8 @@
         [--no-xpos] [--no-subln] [--activation relu] [--untied] [--no-scale-embedding]
         [--dtype float16] [--seed 1]
 
-or from Python: `make_test_model(out_dir, **spec)` (the same names as `default_spec()`).
+or from Python: `make_test_model(out_dir, **spec)` (the names of `default_spec()`; `dtype` is accepted for
+`torch_dtype`; any other name is an error).
 
 Magnitudes are realistic, so that logits vary by O(1) and an engine error shows up: LayerNorm weights
 1 +- 0.1 and biases +- 0.05, linear weights N(0, 1/sqrt(fan_in)) with biases N(0, 0.02), embeddings
@@ -45,9 +46,23 @@ def default_spec():
     }
 
 
+def full_spec(spec):
+    """default_spec() updated by `spec`; "dtype" is accepted for "torch_dtype". Unknown names are errors
+    (a misspelt option must not silently build a different model)."""
+    spec = dict(spec)
+    if "dtype" in spec:
+        if "torch_dtype" in spec and spec["torch_dtype"] != spec["dtype"]:
+            raise ValueError(f"spec gives both dtype {spec['dtype']!r} and torch_dtype {spec['torch_dtype']!r}")
+        spec["torch_dtype"] = spec.pop("dtype")
+    unknown = sorted(set(spec) - set(default_spec()))
+    if unknown:
+        raise ValueError(f"unknown model spec names {unknown}; known: {sorted(default_spec())}")
+    return dict(default_spec(), **spec)
+
+
 def make_config(spec):
     """config.json for a spec (every key of MODEL_FORMAT.md that applies to the model type)."""
-    s = dict(default_spec(), **spec)
+    s = full_spec(spec)
     if s["vocab_size"] < 259:
         raise ValueError(f"vocab_size {s['vocab_size']} < 259: the byte tokenizer needs 256 bytes + bos/eos/pad")
     cfg = {"model_type": s["model_type"], "vocab_size": s["vocab_size"]}
@@ -100,7 +115,7 @@ def randomize(model, seed, scale_embedding=True):
 
 def build_model(**spec):
     """A random LongNetModel (float64 parameters) for the spec, without writing anything."""
-    s = dict(default_spec(), **spec)
+    s = full_spec(spec)
     cfg = lt.LongNetConfig(make_config(s))
     model = lt.LongNetModel(cfg).double()
     randomize(model, s["seed"], s["scale_embedding"])

@@ -3,13 +3,14 @@
 #include <cmath>
 #include <limits>
 
-#include "cpu/prefix_rows.h"
+#include "cpu/prefix_attention_ops.h"
 #include "cpu/vec_avx2.h"
 
-// AVX2/FMA row loops. One query row against keys read in place: this is a matrix-vector product, bound by
-// reading k and v, so the loops aim at streaming them once with enough independent FMA chains to keep up:
-// eight keys at a time for the scores (one q load feeds eight FMAs), and up to eight output vectors (two
-// key-interleaved sets when the row is short) for the weighted sum of values.
+// AVX2/FMA loops. One query row against keys read in place is a matrix-vector product, bound by reading k
+// and v, so the loops aim at streaming them once with enough independent FMA chains to keep up: eight keys
+// at a time for the scores (one q load feeds eight FMAs), and up to eight output vectors (two
+// key-interleaved sets when the row is short) for the weighted sum of values. Key packing transposes 8 x 8
+// blocks in registers.
 namespace longnet::kernels::cpu {
 namespace {
 
@@ -180,10 +181,61 @@ void weighted_sum_avx2(const float* p, const float* v, int64_t v_stride, int64_t
   }
 }
 
+// Transposes the 8 x 8 block r[0..7] in place: afterwards r[i] holds lane i of every input row.
+inline void transpose8(__m256* r) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]);
+  const __m256 t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]);
+  const __m256 t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]);
+  const __m256 t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]);
+  const __m256 t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44);
+  const __m256 s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44);
+  const __m256 s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44);
+  const __m256 s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44);
+  const __m256 s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+void pack_key_strips_avx2(const float* k, int64_t k_stride, int64_t n, int64_t dim, float* strips) {
+  constexpr int64_t kStrip = 16;
+  for (int64_t j0 = 0; j0 < n; j0 += kStrip) {
+    float* strip = j0 * dim + strips;
+    // Each half strip (8 keys) fills lanes [8 * half, 8 * half + 8) of the strip's 16-float rows.
+    for (int64_t half = 0; half < 2; ++half) {
+      const int64_t first = j0 + half * kLanes;
+      for (int64_t d0 = 0; d0 < dim; d0 += kLanes) {
+        const int64_t cols = dim - d0 < kLanes ? dim - d0 : kLanes;
+        const __m256i mask = avx2::tail_mask(cols);
+        __m256 r[kLanes];
+#pragma GCC unroll 8
+        for (int i = 0; i < kLanes; ++i) {
+          r[i] = first + i < n ? _mm256_maskload_ps(k + (first + i) * k_stride + d0, mask) : _mm256_setzero_ps();
+        }
+        transpose8(r);
+        for (int64_t c = 0; c < cols; ++c)
+          _mm256_storeu_ps(strip + (d0 + c) * kStrip + half * kLanes, r[c]);
+      }
+    }
+  }
+}
+
 }  // namespace
 
-const PrefixRowOps& prefix_row_ops_avx2() {
-  static constexpr PrefixRowOps ops{scores_avx2, exp_sum_avx2, weighted_sum_avx2};
+const PrefixAttentionOps& prefix_attention_ops_avx2() {
+  static constexpr PrefixAttentionOps ops{scores_avx2, exp_sum_avx2, weighted_sum_avx2, pack_key_strips_avx2};
   return ops;
 }
 

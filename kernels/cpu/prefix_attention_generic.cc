@@ -2,10 +2,10 @@
 #include <cmath>
 #include <limits>
 
-#include "cpu/prefix_rows.h"
+#include "cpu/prefix_attention_ops.h"
 
-// Portable row loops: the fallback for processors without AVX2/FMA, and the plainest statement of what
-// the SIMD versions compute.
+// Portable loops: the fallback for processors without AVX2/FMA, and the plainest statement of what the
+// SIMD versions compute.
 namespace longnet::kernels::cpu {
 namespace {
 
@@ -42,10 +42,23 @@ void weighted_sum_generic(const float* p, const float* v, int64_t v_stride, int6
   }
 }
 
+void pack_key_strips_generic(const float* k, int64_t k_stride, int64_t n, int64_t dim, float* strips) {
+  constexpr int64_t kStrip = 16;
+  for (int64_t s = 0; s * kStrip < n; ++s) {
+    float* strip = strips + s * kStrip * dim;
+    for (int64_t c = 0; c < kStrip; ++c) {
+      const int64_t j = s * kStrip + c;
+      for (int64_t d = 0; d < dim; ++d)
+        strip[d * kStrip + c] = j < n ? k[j * k_stride + d] : 0.0f;
+    }
+  }
+}
+
 }  // namespace
 
-const PrefixRowOps& prefix_row_ops_generic() {
-  static constexpr PrefixRowOps ops{scores_generic, exp_sum_generic, weighted_sum_generic};
+const PrefixAttentionOps& prefix_attention_ops_generic() {
+  static constexpr PrefixAttentionOps ops{scores_generic, exp_sum_generic, weighted_sum_generic,
+                                          pack_key_strips_generic};
   return ops;
 }
 

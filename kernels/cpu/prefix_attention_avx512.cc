@@ -3,15 +3,16 @@
 #include <cstdint>
 #include <limits>
 
-#include "cpu/prefix_rows.h"
+#include "cpu/prefix_attention_ops.h"
 
 // GCC 12's own AVX-512 intrinsics start from _mm512_undefined_ps() and trip -Wmaybe-uninitialized when
 // inlined; the warning is about the header, not this code.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
-// AVX-512 row loops: the AVX2 ones (prefix_rows_avx2.cc) on 16-float vectors, with masked loads for the
+// AVX-512 loops: the AVX2 ones (prefix_attention_avx2.cc) on 16-float vectors, with masked loads for the
 // last partial vector of a row. A 128-float head fits its whole output row in eight registers, so the
-// values are read in one pass. e^x is a short pass over the scores: the AVX2 loop serves.
+// values are read in one pass. e^x is a short pass over the scores: the AVX2 loop serves. Key packing
+// transposes 16 x 16 blocks, one strip at a time.
 namespace longnet::kernels::cpu {
 namespace {
 
@@ -152,10 +153,54 @@ void weighted_sum_avx512(const float* p, const float* v, int64_t v_stride, int64
   }
 }
 
+// Transposes the 16 x 16 block r[0..15] in place: afterwards r[i] holds lane i of every input row.
+inline void transpose16(__m512* r) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  // r[4g + i] now holds, per 128-bit lane, rows 4g..4g+3 at columns {i of each 4-column group}.
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+  }
+}
+
+void pack_key_strips_avx512(const float* k, int64_t k_stride, int64_t n, int64_t dim, float* strips) {
+  for (int64_t j0 = 0; j0 < n; j0 += kLanes) {
+    float* strip = strips + j0 * dim;
+    for (int64_t d0 = 0; d0 < dim; d0 += kLanes) {
+      const int64_t cols = dim - d0 < kLanes ? dim - d0 : kLanes;
+      const auto mask = static_cast<__mmask16>((1u << cols) - 1u);
+      __m512 r[kLanes];
+#pragma GCC unroll 16
+      for (int i = 0; i < kLanes; ++i)
+        r[i] = j0 + i < n ? _mm512_maskz_loadu_ps(mask, k + (j0 + i) * k_stride + d0) : _mm512_setzero_ps();
+      transpose16(r);
+      for (int64_t c = 0; c < cols; ++c)
+        _mm512_storeu_ps(strip + (d0 + c) * kLanes, r[c]);
+    }
+  }
+}
+
 }  // namespace
 
-const PrefixRowOps& prefix_row_ops_avx512() {
-  static const PrefixRowOps ops{scores_avx512, prefix_row_ops_avx2().exp_sum, weighted_sum_avx512};
+const PrefixAttentionOps& prefix_attention_ops_avx512() {
+  static const PrefixAttentionOps ops{scores_avx512, prefix_attention_ops_avx2().exp_sum, weighted_sum_avx512,
+                                      pack_key_strips_avx512};
   return ops;
 }
 

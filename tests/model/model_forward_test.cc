@@ -1,0 +1,188 @@
+#include "longnet/model/model.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "longnet/kernels/thread_pool.h"
+#include "support/random_model.h"
+
+// The graph's own consistency: chunked prefill, one-token decoding and batching give the same rows.
+// (Exactness against the float64 reference of the contract is checked through longnet-run by
+// tests/model/forward_parity_test.py.)
+namespace longnet::model {
+namespace {
+
+using kernels::DilatedBranch;
+
+std::vector<int32_t> random_ids(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> ids(n);
+  for (int32_t& id : ids)
+    id = static_cast<int32_t>(rng() % 259);
+  return ids;
+}
+
+// Logits of every position of `ids`, fed `chunk` tokens per forward() call.
+std::vector<float> logits_by_chunks(const LongNetModel& m, const ExecContext& ctx,
+                                    const std::vector<int32_t>& ids, size_t chunk) {
+  auto seq = m.start_sequence(ctx);
+  EXPECT_TRUE(seq.ok()) << seq.status();
+  std::vector<float> out(ids.size() * static_cast<size_t>(m.vocab_size()));
+  for (size_t pos = 0; pos < ids.size(); pos += chunk) {
+    const size_t n = std::min(chunk, ids.size() - pos);
+    const DecodeChunk c{seq->get(), std::span<const int32_t>(ids).subspan(pos, n)};
+    const absl::Status st =
+        m.forward(ctx, {&c, 1}, DecoderOutput::kLogits, out.data() + pos * m.vocab_size());
+    EXPECT_TRUE(st.ok()) << st;
+  }
+  return out;
+}
+
+float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  float worst = 0.0f;
+  for (size_t i = 0; i < a.size(); ++i)
+    worst = std::max(worst, std::abs(a[i] - b[i]));
+  return worst;
+}
+
+struct Schedule {
+  const char* name;
+  std::vector<DilatedBranch> branches;
+  int64_t heads;
+};
+
+class DecodeEqualsPrefill : public ::testing::TestWithParam<Schedule> {};
+
+// Row t of the parallel (chunked) forward equals decode step t, across several segment boundaries of
+// every branch, with w mod r != 0, r > heads and no r = 1 branch among the schedules.
+TEST_P(DecodeEqualsPrefill, AtEveryPosition) {
+  MemoryPool pool;
+  kernels::ThreadPool threads(2);
+  const ExecContext ctx{&threads, &pool};
+  const Schedule& s = GetParam();
+  const ModelConfig config = testing::small_config(ModelType::kDecoder, 8 * s.heads, s.heads, 2, s.branches);
+  auto m = testing::random_model(config, pool);
+  ASSERT_NE(m, nullptr);
+  const std::vector<int32_t> ids = random_ids(700, 3);
+  const std::vector<float> prefill = logits_by_chunks(*m, ctx, ids, ids.size());
+  const std::vector<float> decode = logits_by_chunks(*m, ctx, ids, 1);
+  const std::vector<float> ragged = logits_by_chunks(*m, ctx, ids, 37);
+  EXPECT_LE(max_abs_diff(prefill, decode), 2e-4f);
+  EXPECT_LE(max_abs_diff(prefill, ragged), 2e-4f);
+  for (float v : decode)
+    ASSERT_TRUE(std::isfinite(v));
+}
+
+INSTANTIATE_TEST_SUITE_P(Schedules, DecodeEqualsPrefill,
+                         ::testing::Values(Schedule{"geometric", {{16, 1}, {64, 2}, {256, 4}}, 4},
+                                           Schedule{"odd", {{10, 3}, {48, 5}, {200, 7}}, 4},
+                                           Schedule{"paper_like", {{32, 1}, {96, 6}}, 6}),
+                         [](const ::testing::TestParamInfo<Schedule>& p) {
+                           return std::string(p.param.name);
+                         });
+
+// XPOS keeps a centre per branch and moves it (rescaling the cached keys) every 4096 positions; decoding
+// far past several moves must still match prefill.
+TEST(ModelForward, XposRecentringKeepsDecodeEqualToPrefill) {
+  MemoryPool pool;
+  kernels::ThreadPool threads(2);
+  const ExecContext ctx{&threads, &pool};
+  const ModelConfig config = testing::small_config(ModelType::kDecoder, 16, 2, 1, {{64, 1}, {16384, 2}});
+  auto m = testing::random_model(config, pool);
+  ASSERT_NE(m, nullptr);
+  const std::vector<int32_t> ids = random_ids(10'000, 5);
+  const std::vector<float> prefill = logits_by_chunks(*m, ctx, ids, 2048);
+  const std::vector<float> decode = logits_by_chunks(*m, ctx, ids, 1);
+  EXPECT_LE(max_abs_diff(prefill, decode), 2e-4f);
+}
+
+// Sequences batched in one forward() call give what each gives alone.
+TEST(ModelForward, BatchedChunksEqualSeparateSequences) {
+  MemoryPool pool;
+  kernels::ThreadPool threads(2);
+  const ExecContext ctx{&threads, &pool};
+  const ModelConfig config = testing::small_config(ModelType::kDecoder, 32, 4, 2, {{16, 1}, {64, 4}});
+  auto m = testing::random_model(config, pool);
+  ASSERT_NE(m, nullptr);
+  const std::vector<int32_t> a = random_ids(90, 1);
+  const std::vector<int32_t> b = random_ids(35, 2);
+  const std::vector<float> alone_a = logits_by_chunks(*m, ctx, a, a.size());
+  const std::vector<float> alone_b = logits_by_chunks(*m, ctx, b, b.size());
+  auto sa = m->start_sequence(ctx);
+  auto sb = m->start_sequence(ctx);
+  ASSERT_TRUE(sa.ok() && sb.ok());
+  const DecodeChunk chunks[] = {{sa->get(), a}, {sb->get(), b}};
+  std::vector<float> both((a.size() + b.size()) * 259);
+  ASSERT_TRUE(m->forward(ctx, chunks, DecoderOutput::kLogits, both.data()).ok());
+  const std::vector<float> got_a(both.begin(), both.begin() + static_cast<long>(a.size() * 259));
+  const std::vector<float> got_b(both.begin() + static_cast<long>(a.size() * 259), both.end());
+  EXPECT_LE(max_abs_diff(got_a, alone_a), 1e-5f);
+  EXPECT_LE(max_abs_diff(got_b, alone_b), 1e-5f);
+}
+
+TEST(ModelForward, BadIdIsRefusedBeforeTheCacheChanges) {
+  MemoryPool pool;
+  kernels::ThreadPool threads(1);
+  const ExecContext ctx{&threads, &pool};
+  auto m = testing::random_model(testing::small_config(ModelType::kDecoder, 16, 2, 1, {{16, 1}}), pool);
+  ASSERT_NE(m, nullptr);
+  auto seq = m->start_sequence(ctx);
+  ASSERT_TRUE(seq.ok());
+  const std::vector<int32_t> ids = {1, 2, 259};
+  const DecodeChunk c{seq->get(), ids};
+  std::vector<float> out(3 * 259);
+  const absl::Status st = m->forward(ctx, {&c, 1}, DecoderOutput::kLogits, out.data());
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("259"), std::string_view::npos) << st;
+  EXPECT_EQ((*seq)->length(), 0);
+}
+
+TEST(ModelForward, MaxPositionsIsEnforced) {
+  MemoryPool pool;
+  kernels::ThreadPool threads(1);
+  const ExecContext ctx{&threads, &pool};
+  auto m = testing::random_model(testing::small_config(ModelType::kDecoder, 16, 2, 1, {{64, 1}}), pool);
+  ASSERT_NE(m, nullptr);
+  auto seq = m->start_sequence(ctx, {}, /*max_positions=*/10);
+  ASSERT_TRUE(seq.ok());
+  EXPECT_LT((*seq)->nbytes(), m->sequence_cache_bytes());
+  const std::vector<int32_t> ids = random_ids(11, 1);
+  const DecodeChunk c{seq->get(), ids};
+  std::vector<float> out(259);
+  const absl::Status st = m->forward(ctx, {&c, 1}, DecoderOutput::kLastLogits, out.data());
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("limit of 10"), std::string_view::npos) << st;
+}
+
+TEST(ModelForward, EncoderRefusesXposBlocksBeyondFloatRange) {
+  MemoryPool pool;
+  kernels::ThreadPool threads(2);
+  const ExecContext ctx{&threads, &pool};
+  auto m = testing::random_model(testing::small_config(ModelType::kEncoder, 16, 2, 1, {{65536, 16}}), pool);
+  ASSERT_NE(m, nullptr);
+  const std::vector<int32_t> ids = random_ids(20'000, 1);
+  const absl::Status st =
+      m->encode(ctx, ids, [](int64_t, int64_t, const float*) { return absl::OkStatus(); });
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("16939"), std::string_view::npos) << st;
+}
+
+TEST(ModelForward, EncoderBlocksAreTheLargestSegmentWhenAllDivideIt) {
+  MemoryPool pool;
+  auto m =
+      testing::random_model(testing::small_config(ModelType::kEncoder, 16, 2, 1, {{16, 1}, {64, 4}}), pool);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->encoder_block_length(1000), 64);
+  EXPECT_EQ(m->encoder_block_length(50), 50);
+  auto odd =
+      testing::random_model(testing::small_config(ModelType::kEncoder, 16, 2, 1, {{12, 1}, {20, 3}}), pool);
+  ASSERT_NE(odd, nullptr);
+  EXPECT_EQ(odd->encoder_block_length(1000), 1000);
+}
+
+}  // namespace
+}  // namespace longnet::model
