@@ -9,6 +9,13 @@
 
 namespace longnet::model {
 
+namespace {
+absl::Status lacks(const ModelConfig& config, const char* part, const char* consequence) {
+  return absl::FailedPreconditionError(
+      absl::StrCat(std::string(model_type_name(config.model_type)), " has no ", part, ": ", consequence));
+}
+}  // namespace
+
 size_t Sequence::nbytes() const {
   size_t total = cache_.nbytes();
   for (const Tensor& t : cross_keys_)
@@ -133,8 +140,7 @@ absl::StatusOr<std::unique_ptr<Sequence>> LongNetModel::start_sequence(const Exe
 absl::Status LongNetModel::forward(const ExecContext& ctx, std::span<const DecodeChunk> chunks,
                                    DecoderOutput what, float* out) const {
   if (!decoder_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(std::string(model_type_name(dir_.config.model_type)), " has no decoder: use encode()"));
+    return lacks(dir_.config, "decoder", "use encode()");
   }
   const Stack& stack = *decoder_;
   const int64_t e = stack.sizes.embed_dim;
@@ -219,8 +225,7 @@ int64_t LongNetModel::encoder_block_length(int64_t n) const {
 absl::Status LongNetModel::encode(const ExecContext& ctx, std::span<const int32_t> ids,
                                   const BlockCallback& on_block) const {
   if (!encoder_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(std::string(model_type_name(dir_.config.model_type)), " has no encoder"));
+    return lacks(dir_.config, "encoder", "use forward()");
   }
   const Stack& stack = *encoder_;
   const int64_t n = static_cast<int64_t>(ids.size());

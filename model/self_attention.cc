@@ -50,7 +50,8 @@ DilatedSelfAttention DilatedSelfAttention::from(const ModelWeights& weights, con
     a.xpos_scale_ = std::span<const float>(scale.data<float>(), static_cast<size_t>(scale.numel()));
     a.xpos_scale_base_ = config.xpos_scale_base;
     float smallest = 1.0f;
-    for (float v : a.xpos_scale_) smallest = std::min(smallest, v);
+    for (float v : a.xpos_scale_)
+      smallest = std::min(smallest, v);
     // scale^(-block/base) <= 1e18  <=>  block <= 18 ln(10) base / -ln(scale).
     a.xpos_max_block_ = smallest >= 1.0f ? std::numeric_limits<int64_t>::max()
                                          : static_cast<int64_t>(18.0 * std::log(10.0) * a.xpos_scale_base_ /

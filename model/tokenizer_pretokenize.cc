@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "json_util.h"
 
 namespace longnet::model {
 namespace {
@@ -18,15 +19,21 @@ namespace {
 // takes U+180E MONGOLIAN VOWEL SEPARATOR (White_Space until Unicode 6.3), which splits " \u180Ex"
 // differently. Both engines are backtracking and leftmost-first, so alternation order means the same.
 constexpr std::string_view kCl100kPattern =
-    R"re((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\p{White_Space}\p{L}\p{N}]+[\r\n]*|\p{White_Space}*[\r\n]+|\p{White_Space}+(?!\P{White_Space})|\p{White_Space}+)re";
+    R"re((?i:'s|'t|'re|'ve|'m|'ll|'d))re"             // contractions
+    R"re(|[^\r\n\p{L}\p{N}]?\p{L}+)re"                // words, with one leading non-letter
+    R"re(|\p{N}{1,3})re"                              // numbers, 3 digits at most
+    R"re(| ?[^\p{White_Space}\p{L}\p{N}]+[\r\n]*)re"  // punctuation runs
+    R"re(|\p{White_Space}*[\r\n]+)re"                 // whitespace up to the last line break
+    R"re(|\p{White_Space}+(?!\P{White_Space}))re"     // whitespace but the last before a word
+    R"re(|\p{White_Space}+)re";
 
-constexpr size_t kJitStackStart = 32 * 1024;
-constexpr size_t kJitStackMax = 1024 * 1024;
+constexpr size_t kJitStackStart = size_t{32} * 1024;
+constexpr size_t kJitStackMax = size_t{1024} * 1024;
 
 std::string pcre2_message(int code) {
   PCRE2_UCHAR buffer[256];
   if (pcre2_get_error_message(code, buffer, sizeof(buffer)) < 0) return absl::StrCat("PCRE2 error ", code);
-  return std::string(reinterpret_cast<const char*>(buffer));
+  return {reinterpret_cast<const char*>(buffer)};
 }
 
 // Bytes of the UTF-8 character that starts with `lead` (the text is valid, so the lead is one).
@@ -63,7 +70,7 @@ absl::StatusOr<std::unique_ptr<Pretokenizer>> Pretokenizer::create(std::string_v
   const std::string_view source = pattern_source(name);
   if (source.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("tokenizer: unknown pattern \"", std::string(name), "\"; supported: \"cl100k\""));
+        absl::StrCat("tokenizer: unknown pattern ", json_util::quote(name), R"(; supported: "cl100k")"));
   }
   auto compiled = std::make_unique<Compiled>();
   int error = 0;

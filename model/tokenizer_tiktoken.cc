@@ -93,7 +93,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> load_tiktoken_tokenizer(const ModelCo
   absl::StatusOr<SpecialIds> ids = checked_special_ids(config);
   if (!ids.ok()) return ids.status();
   if (config.tokenizer.file.empty()) {
-    return absl::InvalidArgumentError("tokenizer: type \"tiktoken\" needs \"file\", the rank file's name");
+    return absl::InvalidArgumentError(R"(tokenizer: type "tiktoken" needs "file", the rank file's name)");
   }
   absl::StatusOr<TiktokenSettings> settings =
       read_tiktoken_settings(config.tokenizer.options_json, config.vocab_size);

@@ -67,9 +67,6 @@ void append_stack(std::vector<ExpectedTensor>& out, const ModelConfig& config, c
   if (output_projection) add("output_projection.weight", {v, e});
 }
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.ends_with(suffix);
-}
 bool has(std::string_view s, std::string_view part) {
   return s.find(part) != std::string_view::npos;
 }
@@ -81,10 +78,10 @@ std::string hint(std::string_view name, const ModelConfig& config) {
     return absl::StrCat(" (config subln is ", config.subln ? "true" : "false",
                         config.subln ? "; true is torchscale's default when the key is absent)" : ")");
   }
-  if (ends_with(name, ".xpos.scale")) {
+  if (name.ends_with(".xpos.scale")) {
     return absl::StrCat(" (config xpos_rel_pos is ", config.xpos_rel_pos ? "true" : "false", ")");
   }
-  if (ends_with(name, "output_projection.weight")) {
+  if (name.ends_with("output_projection.weight")) {
     if (config.model_type == ModelType::kEncoder) return " (a longnet_encoder has no output layer)";
     return absl::StrCat(" (config share_decoder_input_output_embed is ",
                         config.share_decoder_input_output_embed ? "true" : "false", ")");

@@ -42,6 +42,16 @@ std::vector<float> logits_by_chunks(const LongNetModel& m, const ExecContext& ct
   return out;
 }
 
+// A pool, two threads and the context a forward pass runs in.
+struct Runtime {
+  MemoryPool pool;
+  kernels::ThreadPool threads{2};
+  ExecContext ctx{&threads, &pool};
+  std::unique_ptr<LongNetModel> model(const ModelConfig& config) {
+    return testing::random_model(config, pool);
+  }
+};
+
 float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   float worst = 0.0f;
   for (size_t i = 0; i < a.size(); ++i)
@@ -60,12 +70,10 @@ class DecodeEqualsPrefill : public ::testing::TestWithParam<Schedule> {};
 // Row t of the parallel (chunked) forward equals decode step t, across several segment boundaries of
 // every branch, with w mod r != 0, r > heads and no r = 1 branch among the schedules.
 TEST_P(DecodeEqualsPrefill, AtEveryPosition) {
-  MemoryPool pool;
-  kernels::ThreadPool threads(2);
-  const ExecContext ctx{&threads, &pool};
+  Runtime rt;
+  const ExecContext& ctx = rt.ctx;
   const Schedule& s = GetParam();
-  const ModelConfig config = testing::small_config(ModelType::kDecoder, 8 * s.heads, s.heads, 2, s.branches);
-  auto m = testing::random_model(config, pool);
+  auto m = rt.model(testing::small_config(ModelType::kDecoder, 8 * s.heads, s.heads, 2, s.branches));
   ASSERT_NE(m, nullptr);
   const std::vector<int32_t> ids = random_ids(700, 3);
   const std::vector<float> prefill = logits_by_chunks(*m, ctx, ids, ids.size());
@@ -88,11 +96,9 @@ INSTANTIATE_TEST_SUITE_P(Schedules, DecodeEqualsPrefill,
 // XPOS keeps a centre per branch and moves it (rescaling the cached keys) every 4096 positions; decoding
 // far past several moves must still match prefill.
 TEST(ModelForward, XposRecentringKeepsDecodeEqualToPrefill) {
-  MemoryPool pool;
-  kernels::ThreadPool threads(2);
-  const ExecContext ctx{&threads, &pool};
-  const ModelConfig config = testing::small_config(ModelType::kDecoder, 16, 2, 1, {{64, 1}, {16384, 2}});
-  auto m = testing::random_model(config, pool);
+  Runtime rt;
+  const ExecContext& ctx = rt.ctx;
+  auto m = rt.model(testing::small_config(ModelType::kDecoder, 16, 2, 1, {{64, 1}, {16384, 2}}));
   ASSERT_NE(m, nullptr);
   const std::vector<int32_t> ids = random_ids(10'000, 5);
   const std::vector<float> prefill = logits_by_chunks(*m, ctx, ids, 2048);
@@ -102,11 +108,9 @@ TEST(ModelForward, XposRecentringKeepsDecodeEqualToPrefill) {
 
 // Sequences batched in one forward() call give what each gives alone.
 TEST(ModelForward, BatchedChunksEqualSeparateSequences) {
-  MemoryPool pool;
-  kernels::ThreadPool threads(2);
-  const ExecContext ctx{&threads, &pool};
-  const ModelConfig config = testing::small_config(ModelType::kDecoder, 32, 4, 2, {{16, 1}, {64, 4}});
-  auto m = testing::random_model(config, pool);
+  Runtime rt;
+  const ExecContext& ctx = rt.ctx;
+  auto m = rt.model(testing::small_config(ModelType::kDecoder, 32, 4, 2, {{16, 1}, {64, 4}}));
   ASSERT_NE(m, nullptr);
   const std::vector<int32_t> a = random_ids(90, 1);
   const std::vector<int32_t> b = random_ids(35, 2);
@@ -125,10 +129,9 @@ TEST(ModelForward, BatchedChunksEqualSeparateSequences) {
 }
 
 TEST(ModelForward, BadIdIsRefusedBeforeTheCacheChanges) {
-  MemoryPool pool;
-  kernels::ThreadPool threads(1);
-  const ExecContext ctx{&threads, &pool};
-  auto m = testing::random_model(testing::small_config(ModelType::kDecoder, 16, 2, 1, {{16, 1}}), pool);
+  Runtime rt;
+  const ExecContext& ctx = rt.ctx;
+  auto m = rt.model(testing::small_config(ModelType::kDecoder, 16, 2, 1, {{16, 1}}));
   ASSERT_NE(m, nullptr);
   auto seq = m->start_sequence(ctx);
   ASSERT_TRUE(seq.ok());
@@ -142,10 +145,9 @@ TEST(ModelForward, BadIdIsRefusedBeforeTheCacheChanges) {
 }
 
 TEST(ModelForward, MaxPositionsIsEnforced) {
-  MemoryPool pool;
-  kernels::ThreadPool threads(1);
-  const ExecContext ctx{&threads, &pool};
-  auto m = testing::random_model(testing::small_config(ModelType::kDecoder, 16, 2, 1, {{64, 1}}), pool);
+  Runtime rt;
+  const ExecContext& ctx = rt.ctx;
+  auto m = rt.model(testing::small_config(ModelType::kDecoder, 16, 2, 1, {{64, 1}}));
   ASSERT_NE(m, nullptr);
   auto seq = m->start_sequence(ctx, {}, /*max_positions=*/10);
   ASSERT_TRUE(seq.ok());
@@ -159,10 +161,9 @@ TEST(ModelForward, MaxPositionsIsEnforced) {
 }
 
 TEST(ModelForward, EncoderRefusesXposBlocksBeyondFloatRange) {
-  MemoryPool pool;
-  kernels::ThreadPool threads(2);
-  const ExecContext ctx{&threads, &pool};
-  auto m = testing::random_model(testing::small_config(ModelType::kEncoder, 16, 2, 1, {{65536, 16}}), pool);
+  Runtime rt;
+  const ExecContext& ctx = rt.ctx;
+  auto m = rt.model(testing::small_config(ModelType::kEncoder, 16, 2, 1, {{65536, 16}}));
   ASSERT_NE(m, nullptr);
   const std::vector<int32_t> ids = random_ids(20'000, 1);
   const absl::Status st =

@@ -17,8 +17,9 @@
 namespace longnet::testing {
 
 // A decoder (or other type) of the given sizes with the byte tokenizer's 259 ids.
-inline model::ModelConfig small_config(model::ModelType type, int64_t embed_dim, int64_t heads, int64_t layers,
-                                       std::vector<kernels::DilatedBranch> branches, bool xpos = true) {
+inline model::ModelConfig small_config(model::ModelType type, int64_t embed_dim, int64_t heads,
+                                       int64_t layers, std::vector<kernels::DilatedBranch> branches,
+                                       bool xpos = true) {
   model::ModelConfig c;
   c.model_type = type;
   c.vocab_size = 259;
@@ -36,8 +37,8 @@ inline model::ModelConfig small_config(model::ModelType type, int64_t embed_dim,
   return c;
 }
 
-inline std::unique_ptr<model::LongNetModel> random_model(const model::ModelConfig& config, model::Allocator& allocator,
-                                                         uint32_t seed = 1) {
+inline std::unique_ptr<model::LongNetModel> random_model(const model::ModelConfig& config,
+                                                         model::Allocator& allocator, uint32_t seed = 1) {
   std::mt19937 rng(seed);
   model::ModelWeights weights;
   for (const model::ExpectedTensor& want : model::expected_tensors(config)) {
@@ -47,21 +48,26 @@ inline std::unique_ptr<model::LongNetModel> random_model(const model::ModelConfi
     const int64_t n = t->numel();
     const std::string& name = want.name;
     const auto ends_with = [&](const char* s) { return name.size() >= std::strlen(s) && name.ends_with(s); };
-    const bool is_norm = name.find("layer_norm") != std::string::npos || name.find("_ln.") != std::string::npos ||
+    const bool is_norm = name.find("layer_norm") != std::string::npos ||
+                         name.find("_ln.") != std::string::npos ||
                          name.find("layernorm") != std::string::npos;
     if (ends_with("xpos.scale")) {
       const double d = 2.0 * static_cast<double>(n);  // torchscale's default: (2j + 0.4 D) / (1.4 D)
-      for (int64_t j = 0; j < n; ++j) p[j] = static_cast<float>((2.0 * static_cast<double>(j) + 0.4 * d) / (1.4 * d));
+      for (int64_t j = 0; j < n; ++j)
+        p[j] = static_cast<float>((2.0 * static_cast<double>(j) + 0.4 * d) / (1.4 * d));
     } else if (is_norm && ends_with(".weight")) {
       std::uniform_real_distribution<float> u(0.9f, 1.1f);
-      for (int64_t i = 0; i < n; ++i) p[i] = u(rng);
+      for (int64_t i = 0; i < n; ++i)
+        p[i] = u(rng);
     } else if (ends_with(".bias")) {
       std::normal_distribution<float> g(0.0f, 0.02f);
-      for (int64_t i = 0; i < n; ++i) p[i] = g(rng);
+      for (int64_t i = 0; i < n; ++i)
+        p[i] = g(rng);
     } else {  // (out, in) matrices and embeddings
       const float fan_in = static_cast<float>(want.shape.back());
       std::normal_distribution<float> g(0.0f, 1.0f / std::sqrt(fan_in));
-      for (int64_t i = 0; i < n; ++i) p[i] = g(rng);
+      for (int64_t i = 0; i < n; ++i)
+        p[i] = g(rng);
     }
     weights.insert(want.name, *std::move(t));
   }
