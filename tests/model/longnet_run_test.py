@@ -6,6 +6,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -129,6 +130,32 @@ class LongnetRunTest(unittest.TestCase):
             p = run(*args, *bad, check=False)
             self.assertEqual(p.returncode, 1, bad)
             self.assertIn(field, p.stderr, bad)
+
+    def test_tiktoken_model_reads_its_rank_file_from_the_directory(self):
+        # A decoder whose tokenizer is cl100k_base (the rank file sits in the model directory).
+        model = self.path("tiktoken")
+        make_test_model.make_test_model(model, seed=13, vocab_size=100288, embed_dim=16, heads=2, ffn_dim=32,
+                                        layers=1, branches=[(16, 1), (64, 4)])
+        shutil.copy(os.path.join(ROOT, "tests", "data", "tokenizer", "cl100k_base.tiktoken"), model)
+        with open(os.path.join(model, "config.json")) as f:
+            cfg = json.load(f)
+        cfg.update({"bos_id": 100257, "eos_id": 100257, "pad_id": 100258,
+                    "tokenizer": {"type": "tiktoken", "file": "cl100k_base.tiktoken", "pattern": "cl100k",
+                                  "add_bos": True, "add_eos": False,
+                                  "special_tokens": {"<|endoftext|>": 100257, "<|fim_prefix|>": 100258}}})
+        with open(os.path.join(model, "config.json"), "w") as f:
+            json.dump(cfg, f)
+        got = json.loads(run("score", "--model", model, "--input", self.text).stdout)
+        self.assertEqual(got["bytes"], os.path.getsize(self.text))
+        self.assertLess(got["tokens"], got["bytes"] / 2)  # BPE: far fewer tokens than bytes
+        out = run("generate", "--model", model, "--prompt", "Hello", "--max-new-tokens", "8", "--seed", "3").stdout
+        out.encode("utf-8")
+        vec = json.loads(run("encode", "--model", model, "--input", self.text).stdout)
+        self.assertEqual(len(vec), 16)
+        os.remove(os.path.join(model, "cl100k_base.tiktoken"))
+        p = run("score", "--model", model, "--input", self.text, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("cl100k_base.tiktoken", p.stderr)
 
     def test_encoder_cannot_score_or_generate(self):
         p = run("score", "--model", self.encoder, "--input", self.text, check=False)
