@@ -4,6 +4,7 @@
 #   2. a CPU-only (LONGNET_WITH_CUDA=OFF) build with AddressSanitizer + UndefinedBehaviorSanitizer,
 #      whose tests run under the sanitizers;
 #   3. the same with ThreadSanitizer (the thread pool, the memory pool and the threaded kernels);
+#   4. the libFuzzer target of the model loader (clang-14, ASan + UBSan) for 30 seconds from its seeds;
 #   before all, a clang-format check of every source file.
 # Build trees go to build/ci-*; ccache keeps rebuilds fast.
 set -euo pipefail
@@ -50,6 +51,10 @@ step "test: CPU only under ThreadSanitizer"
 # OpenBLAS's own worker threads synchronise in uninstrumented code that TSan cannot see (it reports their
 # hand-offs as races); with one BLAS thread, every thread TSan watches is ours.
 OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest --test-dir build/ci-tsan --output-on-failure -j "$jobs" -LE long
+
+step "fuzz: model loader (config.json + safetensors header), 30 s"
+CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache LONGNET_FUZZ_BUILD_DIR="$root/build/ci-fuzz" \
+  tests/fuzz/run_fuzz.sh 30
 
 step "all tests passed"
 
