@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "cpu/attention_tile.h"
@@ -25,16 +24,18 @@ constexpr int64_t kAlignFloats = 16;  // 64 bytes
 
 // Below this many queries the rows route runs: reading k and v in place once per query costs less than
 // packing them for the tile kernels (measured with bench/prefix_attention_bench.cc).
-static const int64_t kMinTileQueries = getenv("XMIN") ? atoi(getenv("XMIN")) : 4;  // TEMP
+constexpr int64_t kMinTileQueries = 4;
 // Keys per task on the rows route: enough to hide a task's dispatch, few enough that a 2K-key decode
 // already spreads over two threads.
-static const int64_t kRowChunkKeys = getenv("XCHUNK") ? atoi(getenv("XCHUNK")) : 1024;  // TEMP
-// The tile route wants at least this many tasks. With this many full query tiles or more, keys are
-// packed once and shared and each task is one tile against all keys; with fewer queries, keys are split
-// in chunks of kTileChunkKeys and each task packs its own chunk into thread-private scratch (a few
-// queries must not pay a shared pack's extra pass over a cache that does not fit in L2).
+constexpr int64_t kRowChunkKeys = 1024;
+// The tile route wants at least this many tasks. With this many full query tiles or more, each task is one
+// tile against all keys; with fewer, the keys are split too, in chunks of kTileChunkKeys.
 constexpr int64_t kMinTasks = 8;
-static const int64_t kTileChunkKeys = getenv("XTCHUNK") ? atoi(getenv("XTCHUNK")) : 8 * kKeyBlock;  // TEMP
+constexpr int64_t kTileChunkKeys = 8 * kKeyBlock;
+// Keys are packed once for all tasks when there is no key split or the keys are few enough to stay in L2
+// meanwhile; otherwise each task packs its own chunk into thread-private scratch (a few queries against a
+// large cache must not pay a separate packing pass over it, from memory, before the real one).
+constexpr int64_t kSharedPackMaxKeys = 4096;
 
 int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
@@ -45,7 +46,7 @@ int64_t round_up(int64_t a, int64_t m) {
 
 // How one call is cut into tasks, and where its scratch lives (sizes in floats, each region aligned).
 struct Plan {
-  bool tiles = false;      // the tile route (else the rows route)
+  bool tiles = false;        // the tile route (else the rows route)
   bool shared_pack = false;  // tile route: keys packed once for all tasks (else per task, privately)
   // Tile route: value rows are read in place (their stride is already dim_padded); only the last, partial
   // strip of keys gets a zero-padded copy, so the kernels never read past the caller's buffer.
@@ -87,17 +88,17 @@ Plan make_plan(const PrefixAttentionShape& s) {
                                kMicroRows, kQueryTile);
     }
     p.num_tiles = ceil_div(s.num_queries, p.tile_rows);
-    p.shared_pack = p.num_chunks == 1;
+    p.shared_pack = p.num_chunks == 1 || s.num_keys <= kSharedPackMaxKeys;
     p.values_in_place = s.v_stride == p.dim_padded;
     const int64_t keys_padded = round_up(s.num_keys, kKeyStrip);
     const int64_t packed_values = p.values_in_place ? 0 : 1;
+    p.chunk_keys = p.num_chunks == 1 ? round_up(std::max<int64_t>(s.num_keys, 1), kKeyBlock) : kTileChunkKeys;
     if (p.shared_pack) {
-      p.chunk_keys = round_up(std::max<int64_t>(s.num_keys, 1), kKeyBlock);
       p.packed_k_floats = round_up(keys_padded * dim, kAlignFloats);
       p.packed_v_floats = (p.values_in_place ? kKeyStrip : keys_padded) * p.dim_padded;
     } else {
-      p.chunk_keys = kTileChunkKeys;
-      p.pack_floats = round_up(p.chunk_keys * dim, kAlignFloats) + packed_values * p.chunk_keys * p.dim_padded;
+      p.pack_floats =
+          round_up(p.chunk_keys * dim, kAlignFloats) + packed_values * p.chunk_keys * p.dim_padded;
       p.packed_v_floats = p.values_in_place ? kKeyStrip * p.dim_padded : 0;
     }
     p.scratch_floats = round_up(p.tile_rows * dim, kAlignFloats) + p.tile_rows * kKeyBlock;
@@ -113,6 +114,45 @@ Plan make_plan(const PrefixAttentionShape& s) {
   p.partial_floats = p.num_chunks > 1 ? p.num_tiles * p.num_chunks * p.state_floats : 0;
   p.thread_floats = p.pack_floats + p.scratch_floats + p.state_floats;
   return p;
+}
+
+// An upper bound of make_plan(s').total_floats(threads) over every shape s' with no more queries and keys
+// than s (and the same head_dim and strides), term by term (packed keys, partial states, per-thread
+// scratch), each non-decreasing in both counts. Callers can then size one workspace for the largest call
+// of a loop, although the plan switches routes, key splits and packing as the counts shrink.
+int64_t workspace_bound(const PrefixAttentionShape& s, int threads) {
+  const int64_t dim = s.head_dim;
+  static_assert(kRowChunkKeys == kTileChunkKeys, "the partial-state bounds below assume one chunk size");
+  const int64_t chunks = ceil_div(s.num_keys, kRowChunkKeys);
+  // The rows route (fewer than kMinTileQueries queries).
+  int64_t partials =
+      chunks > 1 ? std::min(s.num_queries, kMinTileQueries - 1) * chunks * round_up(dim + 2, kAlignFloats)
+                 : 0;
+  int64_t per_thread =
+      round_up(std::min(s.num_keys, kRowChunkKeys), kAlignFloats) + round_up(dim + 2, kAlignFloats);
+  int64_t shared = 0;
+  if (s.num_queries >= kMinTileQueries) {  // the tile route
+    const int64_t dim_padded = round_up(dim, kKeyStrip);
+    const bool values_in_place = s.v_stride == dim_padded;
+    const int64_t keys_padded = round_up(s.num_keys, kKeyStrip);
+    shared =
+        round_up(keys_padded * dim, kAlignFloats) + (values_in_place ? kKeyStrip : keys_padded) * dim_padded;
+    if (chunks > 1) {
+      // Split only below kMinTasks full tiles; there, tiles * round_up(tile_rows * (dim_padded + 2), 16)
+      // <= (queries + tile_rows - 1) * (dim_padded + 2) + 15 * tiles, with tile_rows >= kMicroRows.
+      const int64_t queries = std::min(s.num_queries, kMinTasks * kQueryTile - 1);
+      partials = std::max(partials, chunks * ((queries + kQueryTile - 1) * (dim_padded + 2) +
+                                              (kAlignFloats - 1) * ceil_div(queries, kMicroRows)));
+    }
+    int64_t tile_thread = round_up(kQueryTile * dim, kAlignFloats) + kQueryTile * kKeyBlock +
+                          round_up(kQueryTile * (dim_padded + 2), kAlignFloats);
+    if (s.num_keys > kSharedPackMaxKeys) {  // private packing of one chunk
+      tile_thread +=
+          round_up(kTileChunkKeys * dim, kAlignFloats) + (values_in_place ? 0 : kTileChunkKeys * dim_padded);
+    }
+    per_thread = std::max(per_thread, tile_thread);
+  }
+  return shared + partials + per_thread * std::max(threads, 1) + kAlignFloats;
 }
 
 struct State {
@@ -161,8 +201,8 @@ void finish_row(const Context& ctx, int64_t j, const float* acc, float m, float 
 // strips (attention_tile.h) at `strips`, counted from key `begin`, with zeros for keys past num_keys.
 void pack_key_strips(const Context& ctx, int64_t begin, int64_t end, float* strips) {
   const PrefixAttentionShape& s = ctx.shape;
-  ctx.ops.pack_key_strips(ctx.k + begin * s.k_stride, s.k_stride, std::min(end, s.num_keys) - begin, s.head_dim,
-                          strips);
+  ctx.ops.pack_key_strips(ctx.k + begin * s.k_stride, s.k_stride, std::min(end, s.num_keys) - begin,
+                          s.head_dim, strips);
 }
 
 // Copies the values of keys [begin, end) into rows of dim_padded floats at `values`, counted from key
@@ -174,15 +214,15 @@ void pack_values(const Context& ctx, int64_t begin, int64_t end, float* values) 
   for (int64_t j = begin; j < end; ++j) {
     float* vr = values + (j - begin) * dim_padded;
     const int64_t copied = j < real_end ? s.head_dim : 0;
-    std::copy_n(ctx.v + j * s.v_stride, copied, vr);
+    if (copied > 0) std::copy_n(ctx.v + j * s.v_stride, copied, vr);
     std::fill(vr + copied, vr + dim_padded, 0.0f);
   }
 }
 
 // One (query tile, key chunk) on the tile kernels: the online softmax of dilated_attention.cc over the
 // chunk's key blocks, each row masked at its own limit. `scratch` is the thread's slice.
-void run_tile(const Context& ctx, const AttentionTileOps& tile_ops, int64_t tile, int64_t chunk, float* scratch,
-              State st) {
+void run_tile(const Context& ctx, const AttentionTileOps& tile_ops, int64_t tile, int64_t chunk,
+              float* scratch, State st) {
   const Plan& plan = ctx.plan;
   const int64_t dim = ctx.shape.head_dim;
   const int64_t j0 = tile * plan.tile_rows;
@@ -233,8 +273,8 @@ void run_tile(const Context& ctx, const AttentionTileOps& tile_ops, int64_t tile
     for (int64_t i = 0; i < rows_padded; ++i)
       limit[static_cast<size_t>(i)] = i < rows ? ctx.key_limit[static_cast<size_t>(j0 + i)] - kb : 0;
     tile_ops.scores(q_tile, rows_padded, dim, k_strips + (kb - key_begin) * dim, strips, scores, kKeyBlock);
-    tile_ops.softmax_step(scores, rows_padded, strips * kKeyStrip, kKeyBlock, limit.data(), st.m, st.l, st.acc,
-                     plan.dim_padded);
+    tile_ops.softmax_step(scores, rows_padded, strips * kKeyStrip, kKeyBlock, limit.data(), st.m, st.l,
+                          st.acc, plan.dim_padded);
     if (plan.values_in_place) {
       const int64_t in_place = std::clamp(full_strips_end - kb, int64_t{0}, strips * kKeyStrip);
       if (in_place > 0) {
@@ -323,7 +363,7 @@ const PrefixAttentionOps& select_ops() {
 }  // namespace
 
 int64_t prefix_attention_workspace_floats(const PrefixAttentionShape& shape, int num_threads) {
-  return make_plan(shape).total_floats(num_threads);
+  return workspace_bound(shape, num_threads);
 }
 
 absl::Status prefix_attention(const PrefixAttentionShape& shape, const float* q, const float* k,
@@ -362,9 +402,10 @@ absl::Status prefix_attention(const PrefixAttentionShape& shape, const float* q,
   // Each task leaves its state in its partial slot (several chunks) or in its thread's scratch, from
   // which it writes the final rows at once (one chunk).
   const auto task_state = [&](int64_t tile, int64_t chunk, int thread) {
-    return chunks > 1 ? state_at(partials + (tile * chunks + chunk) * plan.state_floats, plan)
-                      : state_at(thread_base + thread * plan.thread_floats + plan.pack_floats + plan.scratch_floats,
-                                 plan);
+    return chunks > 1
+               ? state_at(partials + (tile * chunks + chunk) * plan.state_floats, plan)
+               : state_at(thread_base + thread * plan.thread_floats + plan.pack_floats + plan.scratch_floats,
+                          plan);
   };
   // Later query tiles see more keys under causal limits: hand them out first so the longest tasks do not
   // end up last.

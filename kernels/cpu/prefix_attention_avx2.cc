@@ -101,7 +101,8 @@ float exp_sum_avx2(float* p, int64_t n, float max) {
 // the lanes of `last`. Short rows (kVecs <= 4) run two key-interleaved accumulator sets, so that enough FMA
 // chains are in flight to hide their latency.
 template <int kVecs, bool kMaskLast>
-void weighted_block(const float* p, const float* v, int64_t v_stride, int64_t n, __m256i last, float* acc) {
+void weighted_block(const float* p, const float* v, int64_t v_stride, int64_t n, __m256i last, bool add,
+                    float* acc) {
   constexpr int kSets = kVecs <= 4 ? 2 : 1;
   __m256 a[kSets][kVecs];
 #pragma GCC unroll 2
@@ -114,6 +115,11 @@ void weighted_block(const float* p, const float* v, int64_t v_stride, int64_t n,
     return kMaskLast && c == kVecs - 1 ? _mm256_maskload_ps(row + c * kLanes, last)
                                        : _mm256_loadu_ps(row + c * kLanes);
   };
+  if (add) {
+#pragma GCC unroll 8
+    for (int c = 0; c < kVecs; ++c)
+      a[0][c] = load(acc, c);
+  }
   int64_t j = 0;
   for (; j + kSets <= n; j += kSets) {
 #pragma GCC unroll 2
@@ -144,41 +150,50 @@ void weighted_block(const float* p, const float* v, int64_t v_stride, int64_t n,
 
 template <bool kMaskLast>
 void weighted_block_dispatch(int vecs, const float* p, const float* v, int64_t v_stride, int64_t n,
-                             __m256i last, float* acc) {
+                             __m256i last, bool add, float* acc) {
   switch (vecs) {
     case 1:
-      return weighted_block<1, kMaskLast>(p, v, v_stride, n, last, acc);
+      return weighted_block<1, kMaskLast>(p, v, v_stride, n, last, add, acc);
     case 2:
-      return weighted_block<2, kMaskLast>(p, v, v_stride, n, last, acc);
+      return weighted_block<2, kMaskLast>(p, v, v_stride, n, last, add, acc);
     case 3:
-      return weighted_block<3, kMaskLast>(p, v, v_stride, n, last, acc);
+      return weighted_block<3, kMaskLast>(p, v, v_stride, n, last, add, acc);
     case 4:
-      return weighted_block<4, kMaskLast>(p, v, v_stride, n, last, acc);
+      return weighted_block<4, kMaskLast>(p, v, v_stride, n, last, add, acc);
     case 5:
-      return weighted_block<5, kMaskLast>(p, v, v_stride, n, last, acc);
+      return weighted_block<5, kMaskLast>(p, v, v_stride, n, last, add, acc);
     case 6:
-      return weighted_block<6, kMaskLast>(p, v, v_stride, n, last, acc);
+      return weighted_block<6, kMaskLast>(p, v, v_stride, n, last, add, acc);
     case 7:
-      return weighted_block<7, kMaskLast>(p, v, v_stride, n, last, acc);
+      return weighted_block<7, kMaskLast>(p, v, v_stride, n, last, add, acc);
     default:
-      return weighted_block<8, kMaskLast>(p, v, v_stride, n, last, acc);
+      return weighted_block<8, kMaskLast>(p, v, v_stride, n, last, add, acc);
   }
 }
 
 void weighted_sum_avx2(const float* p, const float* v, int64_t v_stride, int64_t n, int64_t dim, float* acc) {
-  // Columns in blocks of up to 64 (eight vectors held in registers across every key); the value rows of a
-  // wider head are read once per block.
+  // Columns in blocks of up to 64 (eight vectors held in registers across the keys). A wider head
+  // takes its keys 64 at a time, every column block in turn, so that their value rows are still in
+  // L1 for the second block.
   constexpr int64_t kBlock = 8 * kLanes;
+  constexpr int64_t kKeysPerPass = 64;
   const __m256i last = last_vector_mask(dim);
-  for (int64_t d0 = 0; d0 < dim; d0 += kBlock) {
-    const int64_t cols = dim - d0 < kBlock ? dim - d0 : kBlock;
-    const int vecs = static_cast<int>((cols + kLanes - 1) / kLanes);
-    if (cols % kLanes != 0) {
-      weighted_block_dispatch<true>(vecs, p, v + d0, v_stride, n, last, acc + d0);
-    } else {
-      weighted_block_dispatch<false>(vecs, p, v + d0, v_stride, n, last, acc + d0);
+  const int64_t keys_per_pass = dim <= kBlock ? n : kKeysPerPass;
+  int64_t j0 = 0;
+  do {  // at least once: with n == 0 the one pass writes the zeros
+    const int64_t keys = n - j0 < keys_per_pass ? n - j0 : keys_per_pass;
+    for (int64_t d0 = 0; d0 < dim; d0 += kBlock) {
+      const int64_t cols = dim - d0 < kBlock ? dim - d0 : kBlock;
+      const int vecs = static_cast<int>((cols + kLanes - 1) / kLanes);
+      const float* vb = v + j0 * v_stride + d0;
+      if (cols % kLanes != 0) {
+        weighted_block_dispatch<true>(vecs, p + j0, vb, v_stride, keys, last, j0 > 0, acc + d0);
+      } else {
+        weighted_block_dispatch<false>(vecs, p + j0, vb, v_stride, keys, last, j0 > 0, acc + d0);
+      }
     }
-  }
+    j0 += keys_per_pass;
+  } while (j0 < n);
 }
 
 // Transposes the 8 x 8 block r[0..7] in place: afterwards r[i] holds lane i of every input row.
@@ -222,7 +237,8 @@ void pack_key_strips_avx2(const float* k, int64_t k_stride, int64_t n, int64_t d
         __m256 r[kLanes];
 #pragma GCC unroll 8
         for (int i = 0; i < kLanes; ++i) {
-          r[i] = first + i < n ? _mm256_maskload_ps(k + (first + i) * k_stride + d0, mask) : _mm256_setzero_ps();
+          r[i] =
+              first + i < n ? _mm256_maskload_ps(k + (first + i) * k_stride + d0, mask) : _mm256_setzero_ps();
         }
         transpose8(r);
         for (int64_t c = 0; c < cols; ++c)

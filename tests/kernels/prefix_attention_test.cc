@@ -1,7 +1,8 @@
 // Prefix attention (the bounded KV cache's kernel) on the CPU against the double-precision reference:
 // both routes (decode rows, prefill tiles), with and without the key split, over the edge cases of the key
-// limits, head sizes, strides with gaps and large logits; then the LSE merge, argument checking, and the
-// row loops of every SIMD path against the portable ones.
+// limits, head sizes, strides with gaps and large logits; workspace sizing, threads, argument checking;
+// the LSE merge; and the inner loops (decode rows, key packing) of every SIMD path against the portable
+// ones.
 #include "longnet/kernels/prefix_attention.h"
 
 #include <gtest/gtest.h>
@@ -13,6 +14,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cpu/cpu_features.h"
@@ -228,7 +230,9 @@ std::vector<Case> parity_cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, PrefixAttentionParity, ::testing::ValuesIn(parity_cases()),
-                         [](const ::testing::TestParamInfo<Case>& param_info) { return param_info.param.name; });
+                         [](const ::testing::TestParamInfo<Case>& param_info) {
+                           return param_info.param.name;
+                         });
 
 // Decode against caches of every size class: around the SIMD widths, the key chunks and far beyond.
 TEST(PrefixAttentionDecode, CacheSizesFromOneTo70000) {
@@ -339,11 +343,51 @@ TEST(PrefixAttention, WorkspaceSizes) {
   s.num_keys = 2048;
   const int64_t values_in_place = cpu::prefix_attention_workspace_floats(s, 2);
   EXPECT_GE(values_in_place, 2048 * 64);
-  EXPECT_LT(values_in_place, 2048 * 64 + 40000);
+  EXPECT_LT(values_in_place, 2048 * 64 * 3 / 2 + 40000);
   s.v_stride = 72;
   const int64_t values_packed = cpu::prefix_attention_workspace_floats(s, 2);
   EXPECT_GE(values_packed, 2 * 2048 * 64);
-  EXPECT_LT(values_packed, 2 * 2048 * 64 + 40000);
+  EXPECT_LT(values_packed, 2 * 2048 * 64 * 3 / 2 + 40000);
+}
+
+// The model sizes one workspace for the largest call of a loop (a whole chunk, the full cache) and calls
+// with fewer queries and keys; the kernel switches routes, key splits and packing as they shrink, and the
+// workspace must still do. Exactly that many floats: an overrun shows under AddressSanitizer.
+TEST(PrefixAttention, AWorkspaceForTheLargestShapeServesEverySmallerOne) {
+  ThreadPool pool(3);
+  std::mt19937 rng(12);
+  for (const int64_t dim : {16, 64}) {
+    for (const int64_t v_gap : {0, 3}) {
+      for (const auto& [max_q, max_k] : {std::pair<int64_t, int64_t>{3, 3000},
+                                         {4, 5000},
+                                         {400, 5000},
+                                         {390, 1100},
+                                         {60, 4200},
+                                         {383, 9000}}) {
+        PrefixAttentionShape s{max_q, max_k, dim, dim, dim, dim + v_gap, dim, 0.0f};
+        std::vector<float> workspace(static_cast<size_t>(cpu::prefix_attention_workspace_floats(s, 3)));
+        const Problem full = make_problem({"", max_q, max_k, dim, Limits::kAll, 0}, 1);
+        std::vector<float> v(static_cast<size_t>(max_k * (dim + v_gap)), 0.5f);
+        std::vector<float> out(static_cast<size_t>(max_q * dim)), lse(static_cast<size_t>(max_q));
+        for (const int64_t nq : {int64_t{1}, int64_t{3}, int64_t{4}, int64_t{13}, max_q / 2, max_q}) {
+          for (const int64_t nk : {int64_t{1}, int64_t{1025}, int64_t{4096}, int64_t{4097}, max_k}) {
+            if (nq > max_q || nk > max_k) continue;
+            // The last query sees every key (so every chunk and strip is packed and read), the others one.
+            std::vector<int64_t> limit(static_cast<size_t>(nq), 1);
+            limit.back() = nk;
+            std::shuffle(limit.begin(), limit.end(), rng);
+            PrefixAttentionShape call = s;
+            call.num_queries = nq;
+            call.num_keys = nk;
+            const absl::Status st = cpu::prefix_attention(call, full.q.data(), full.k.data(), v.data(), limit,
+                                                          out.data(), lse.data(), workspace, pool);
+            EXPECT_TRUE(st.ok()) << "sized for " << max_q << " x " << max_k << ", called with " << nq << " x "
+                                 << nk << " (dim " << dim << ", v gap " << v_gap << "): " << st;
+          }
+        }
+      }
+    }
+  }
 }
 
 TEST(PrefixAttention, RejectsBadArguments) {
@@ -460,7 +504,8 @@ TEST_P(PrefixAttentionMerge, TwoBranchesEqualAttentionOverTheUnion) {
 TEST_P(PrefixAttentionMerge, InfinitiesAndFarApartLse) {
   const MergeFn merge = GetParam();
   const float nan = std::nanf("");
-  // Row:                          0: empty branch  1: empty acc  2: equal lse  3: branch e^-300  4: acc e^-1000
+  // Row:                          0: empty branch  1: empty acc  2: equal lse  3: branch e^-300  4: acc
+  // e^-1000
   const std::vector<float> out{nan, nan, 1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f, 7.0f, 8.0f};
   const std::vector<float> lse{kNegInf, 0.5f, 3.0f, -200.0f, 500.0f};
   std::vector<float> acc{9.0f, 9.0f, nan, nan, -1.0f, -2.0f, 1.0f, 1.0f, 2.0f, 2.0f};
