@@ -1,5 +1,6 @@
 # LONGNET_WITH_CUDA: AUTO turns the CUDA backend on when nvcc is found; ON requires it; OFF skips it.
 include(CheckLanguage)
+option(LONGNET_CUDA_PTXAS_VERBOSE "Print ptxas' register, shared-memory and spill figures for every CUDA kernel" OFF)
 set(LONGNET_CUDA_ENABLED OFF)
 if(NOT LONGNET_WITH_CUDA STREQUAL "OFF")
   if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)

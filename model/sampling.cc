@@ -10,15 +10,46 @@ namespace longnet::model {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
-// The first partial sort for top-p: nuclei are usually a few dozen ids, so sorting the whole vocabulary
-// (100K ids per token) would be wasted; the prefix grows 4x until it holds the nucleus.
-constexpr size_t kFirstNucleusGuess = 64;
 
 // SplitMix64's output function: a bijection on 64 bits whose outputs pass BigCrush for consecutive inputs.
 uint64_t mix64(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
+}
+
+// The size of the nucleus of `candidates` (ranked by `before`): the shortest top prefix whose probability
+// reaches top_p of theirs. A quickselect on probability mass: split the unresolved range at its middle
+// rank; if the upper half holds the mass still needed the nucleus ends inside it, else the whole upper
+// half is in and the search goes on in the lower half. O(n) expected. Leaves the nucleus (unordered) at
+// the front of `candidates`.
+template <typename Before>
+size_t select_nucleus(std::vector<int32_t>& candidates, const std::vector<double>& p, float top_p,
+                      const Before& before) {
+  double total = 0;
+  for (const int32_t id : candidates)
+    total += p[static_cast<size_t>(id)];
+  double needed = static_cast<double>(top_p) * total;
+  // Invariant: candidates[0, lo) rank above [lo, hi), which rank above [hi, end); the top lo ids hold
+  // less than the threshold (needed > 0 of it is missing) and the top hi ids reach it.
+  size_t lo = 0;
+  size_t hi = candidates.size();
+  while (hi - lo > 1) {
+    const size_t mid = lo + (hi - lo) / 2;
+    const auto begin = candidates.begin();
+    std::nth_element(begin + static_cast<std::ptrdiff_t>(lo), begin + static_cast<std::ptrdiff_t>(mid),
+                     begin + static_cast<std::ptrdiff_t>(hi), before);
+    double upper = 0;
+    for (size_t i = lo; i < mid; ++i)
+      upper += p[static_cast<size_t>(candidates[i])];
+    if (upper >= needed) {
+      hi = mid;
+    } else {
+      needed -= upper;
+      lo = mid;
+    }
+  }
+  return hi;
 }
 
 absl::Status invalid(const char* field, float value, const char* requirement) {
@@ -112,7 +143,10 @@ absl::StatusOr<int32_t> Sampler::sample(std::span<const float> logits, std::span
     p[i] = max == kInf ? (w[i] == kInf ? 1.0 : 0.0) : std::exp((w[i] - max) / temperature);
   }
 
-  // The candidates: most likely first (by logit, then id) once truncated, else every id in id order.
+  // Truncation keeps a prefix of the ids ranked by (logit descending, id ascending), a strict total order.
+  // Both cuts are selections (O(V) expected); only the kept ids are sorted, to be drawn most likely
+  // first. Without truncation the draw walks every id in id order. (kernels/cuda/sampling.cu draws in the
+  // same orders, so both pick the same token for the same uniform number.)
   const auto before = [&w](int32_t a, int32_t b) {
     const double wa = w[static_cast<size_t>(a)];
     const double wb = w[static_cast<size_t>(b)];
@@ -122,50 +156,27 @@ absl::StatusOr<int32_t> Sampler::sample(std::span<const float> logits, std::span
   candidates.resize(vocab);
   for (size_t i = 0; i < vocab; ++i)
     candidates[i] = static_cast<int32_t>(i);
-  size_t sorted = 0;  // candidates[0, sorted) are the most likely, in order
-  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < vocab) {
+  const bool top_k = params_.top_k > 0 && static_cast<size_t>(params_.top_k) < vocab;
+  if (top_k) {
     const auto k = static_cast<std::ptrdiff_t>(params_.top_k);
     std::nth_element(candidates.begin(), candidates.begin() + (k - 1), candidates.end(), before);
     candidates.resize(static_cast<size_t>(k));
-    std::sort(candidates.begin(), candidates.end(), before);
-    sorted = candidates.size();
   }
-  size_t keep = candidates.size();
-  if (params_.top_p < 1.0f) {
-    double total = 0;
-    for (const int32_t id : candidates)
-      total += p[static_cast<size_t>(id)];
-    const double threshold = static_cast<double>(params_.top_p) * total;
-    for (size_t guess = std::min(kFirstNucleusGuess, candidates.size());;
-         guess = std::min(guess * 4, candidates.size())) {
-      if (sorted < guess) {
-        std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(guess),
-                          candidates.end(), before);
-        sorted = guess;
-      }
-      double cumulative = 0;
-      size_t n = 0;
-      while (n < sorted && cumulative < threshold)
-        cumulative += p[static_cast<size_t>(candidates[n++])];
-      if (cumulative >= threshold || sorted == candidates.size()) {
-        keep = std::max<size_t>(n, 1);
-        break;
-      }
-    }
-  }
+  if (params_.top_p < 1.0f) candidates.resize(select_nucleus(candidates, p, params_.top_p, before));
+  if (candidates.size() < vocab) std::sort(candidates.begin(), candidates.end(), before);
 
   double kept_total = 0;
-  for (size_t i = 0; i < keep; ++i)
-    kept_total += p[static_cast<size_t>(candidates[i])];
+  for (const int32_t id : candidates)
+    kept_total += p[static_cast<size_t>(id)];
   const double target = u * kept_total;
   double cumulative = 0;
   int32_t last_possible = candidates[0];
-  for (size_t i = 0; i < keep; ++i) {
-    const double weight = p[static_cast<size_t>(candidates[i])];
+  for (const int32_t id : candidates) {
+    const double weight = p[static_cast<size_t>(id)];
     if (weight <= 0) continue;
     cumulative += weight;
-    last_possible = candidates[i];
-    if (cumulative > target) return last_possible;
+    last_possible = id;
+    if (cumulative > target) return id;
   }
   return last_possible;  // rounding left the target at the very top
 }

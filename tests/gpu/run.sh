@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the GPU tests on a machine with a CUDA device: first as they are, then under compute-sanitizer's
-# memcheck (out-of-bounds and misaligned device accesses, leaks, API errors). Without a device, or without
-# the tests built, it says why and does nothing (exit 0), so it can sit in any script.
+# memcheck (out-of-bounds and misaligned device accesses, leaks, API errors) and racecheck (shared-memory
+# hazards between the threads of a block: the attention, softmax, layer-norm and sampling kernels share
+# tiles and reductions through it). Without a device, or without the tests built, it says why and does
+# nothing (exit 0), so it can sit in any script.
 #
 # usage: tests/gpu/run.sh [BUILD_DIR]     (default: build/cuda)
 #   LONGNET_REQUIRE_GPU=1   turn "nothing to do" into a failure (exit 1), for a GPU runner
@@ -54,8 +56,15 @@ if [[ -z $sanitizer ]]; then
   exit 1
 fi
 
-# The largest parity cases are slow under memcheck and add nothing the small ones do not check.
+# The largest parity cases are slow under the sanitizers and add nothing the small ones do not check.
+large='*PastGridCap*:*LongSchedule*'
 echo "== GPU tests under $sanitizer --tool memcheck"
 "$sanitizer" --tool memcheck --leak-check full --error-exitcode 99 \
-  "$tests" --gtest_color=no --gtest_filter='-*PastGridCap*'
-echo "tests/gpu/run.sh: GPU tests and memcheck passed"
+  "$tests" --gtest_color=no --gtest_filter="-$large"
+
+# racecheck is much slower again: the kernels with shared memory, one dtype, the smaller shapes.
+echo "== GPU tests under $sanitizer --tool racecheck"
+"$sanitizer" --tool racecheck --racecheck-report all --error-exitcode 99 \
+  "$tests" --gtest_color=no \
+  --gtest_filter="*DilatedAttention*f32*:*PrefixAttention*f32*:*MergeLse*:*Softmax*:*LayerNorm*:*Sampling*-$large"
+echo "tests/gpu/run.sh: GPU tests, memcheck and racecheck passed"

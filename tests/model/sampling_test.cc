@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -87,7 +89,7 @@ std::vector<int> histogram(Sampler& sampler, const std::vector<float>& logits, i
 
 TEST(SamplingParamsTest, ValidationNamesTheFieldAndTheValue) {
   EXPECT_TRUE(SamplingParams{}.validate().ok());
-  const auto check = [](SamplingParams params, const std::string& text) {
+  const auto check = [](const SamplingParams& params, const std::string& text) {
     const absl::Status status = params.validate(100);
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << text;
     EXPECT_TRUE(has(status, text)) << status;
@@ -179,7 +181,7 @@ TEST(SamplerTest, TopKAndTopPRenormaliseOverTheKeptIds) {
   EXPECT_LT(chi_square(counts, expected, kDraws), 10.83);  // df 1
 }
 
-TEST(SamplerTest, TopPFindsLargeNucleiBeyondTheFirstGuess) {
+TEST(SamplerTest, TopPKeepsExactlyTheNucleusOfAFlatDistribution) {
   // A flat distribution over 5000 ids: the nucleus of p = 0.5 holds 2500 of them, the lowest ids on ties.
   const std::vector<float> logits(5000, 0.25f);
   Sampler sampler = make(Params().top_p(0.5f).seed(3));
@@ -188,6 +190,48 @@ TEST(SamplerTest, TopPFindsLargeNucleiBeyondTheFirstGuess) {
     highest = std::max(highest, must_sample(sampler, logits));
   EXPECT_LT(highest, 2500);
   EXPECT_GT(highest, 2400);
+}
+
+// The kept set equals a brute-force one: rank by (logit descending, id ascending), keep top_k, then the
+// shortest prefix whose probability reaches top_p of the kept mass.
+TEST(SamplerTest, TruncationKeepsExactlyTheBruteForceSet) {
+  std::mt19937 rng(10);
+  for (int trial = 0; trial < 60; ++trial) {
+    std::vector<float> logits = random_logits(rng, 50, 1.5f);
+    logits[7] = logits[30];  // a tie across the ranking
+    const int32_t top_k = std::array<int32_t, 3>{0, 5, 20}[static_cast<size_t>(trial) % 3];
+    const float top_p = std::array<float, 4>{0.3f, 0.7f, 0.95f, 1.0f}[static_cast<size_t>(trial / 3) % 4];
+
+    std::vector<int32_t> ranked(logits.size());
+    for (size_t i = 0; i < ranked.size(); ++i)
+      ranked[i] = static_cast<int32_t>(i);
+    std::sort(ranked.begin(), ranked.end(),
+              [&](int32_t a, int32_t b) { return logits[a] != logits[b] ? logits[a] > logits[b] : a < b; });
+    if (top_k > 0) ranked.resize(static_cast<size_t>(top_k));
+    const std::vector<double> p = softmax(logits, 1.0);
+    double total = 0;
+    for (const int32_t id : ranked)
+      total += p[static_cast<size_t>(id)];
+    size_t keep = 0;
+    double cumulative = 0;
+    while (keep < ranked.size() && (keep == 0 || cumulative < top_p * total))
+      cumulative += p[static_cast<size_t>(ranked[keep++])];
+    std::vector<bool> expected(logits.size(), false);
+    for (size_t i = 0; i < keep; ++i)
+      expected[static_cast<size_t>(ranked[i])] = true;
+
+    Sampler sampler = make(Params().top_k(top_k).top_p(top_p).seed(static_cast<uint64_t>(trial)));
+    std::vector<int> counts(logits.size(), 0);
+    for (int draw = 0; draw < 3000; ++draw)
+      ++counts[static_cast<size_t>(must_sample(sampler, logits))];
+    for (size_t id = 0; id < logits.size(); ++id) {
+      if (!expected[id]) {
+        EXPECT_EQ(counts[id], 0) << "trial " << trial << " id " << id;
+      } else if (p[id] / cumulative > 0.01) {
+        EXPECT_GT(counts[id], 0) << "trial " << trial << " id " << id;
+      }
+    }
+  }
 }
 
 TEST(SamplerTest, RepetitionPenaltyDividesPositiveAndMultipliesNegativeLogitsOncePerId) {
@@ -249,11 +293,11 @@ TEST(SamplerTest, OtherSamplersActivityDoesNotChangeASequence) {
   Sampler other = make(Params().temperature(0.7f).top_k(10).seed(5));
   std::vector<int32_t> got;
   std::mt19937 noise(4);
-  for (size_t t = 0; t < steps.size(); ++t) {
+  for (const auto& logits : steps) {
     for (auto k = noise() % 3; k > 0; --k)
       (void)must_sample(other, random_logits(noise, 300));
     if (noise() % 2) (void)must_sample(same_seed, random_logits(noise, 300));
-    got.push_back(must_sample(mine, steps[t]));
+    got.push_back(must_sample(mine, logits));
   }
   EXPECT_EQ(got, expected);
 
@@ -276,7 +320,7 @@ TEST(SamplerTest, UniformDrawsAreInRangeAndUniform) {
     below_tenth += u < 0.1 ? 1 : 0;
   }
   EXPECT_NEAR(sum / kDraws, 0.5, 0.005);
-  EXPECT_NEAR(below_tenth, kDraws / 10, 500);
+  EXPECT_NEAR(below_tenth, kDraws / 10.0, 500);
   EXPECT_NE(Sampler::uniform(1, 0), Sampler::uniform(2, 0));
 }
 

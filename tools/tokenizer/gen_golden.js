@@ -9,8 +9,8 @@
 // Each case: "text" (valid UTF-8) or "bytes_hex" (raw bytes that are not valid UTF-8), "allow_special"
 // (false: special-token strings are plain text, tiktoken's encode_ordinary; true: encode(text, "all")),
 // "ids", and "decoded" (the text decode(ids) must give: the engine's decode drops special tokens, which
-// tiktoken's would spell out). Invalid input bytes are replaced as the engine
-// documents: one U+FFFD per maximal ill-formed subpart, which is exactly what TextDecoder does here.
+// tiktoken's would spell out). Invalid input bytes are replaced as the engine documents: one U+FFFD per
+// maximal ill-formed subpart, which is exactly what TextDecoder does here.
 "use strict";
 const fs = require("fs");
 const { get_encoding } = require("tiktoken");

@@ -49,4 +49,10 @@ constexpr LayerNormLaunch layer_norm_launch(int64_t rows, int64_t dim) {
           static_cast<size_t>(block / kWarpSize) * sizeof(float)};
 }
 
+// Softmax rows have the shape of layer-norm rows: one block per row, sized by the row, one float per warp
+// of shared memory for the block reductions (max, then sum).
+constexpr LayerNormLaunch softmax_launch(int64_t rows, int64_t dim) {
+  return layer_norm_launch(rows, dim);
+}
+
 }  // namespace longnet::kernels::cuda

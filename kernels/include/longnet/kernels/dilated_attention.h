@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "longnet/kernels/dilated_schedule.h"
+#include "longnet/kernels/dtype.h"
 #include "longnet/kernels/thread_pool.h"
 
 // LongNet dilated attention, exactly as ../shared/design/LONGNET.md defines it: per-branch attention over
@@ -63,4 +64,20 @@ absl::Status dilated_attention(const DilatedAttentionShape& shape, const Dilated
                                const float* q, const float* k, const float* v, float* out, float* lse);
 
 }  // namespace reference
+
+#if defined(LONGNET_WITH_CUDA)
+namespace cuda {
+// The same function on a CUDA device (kernels/cuda/dilated_attention.cu, docs/gpu.md). q, k, v and out
+// are device memory of `dtype` (fp32, or fp16 / bf16 with fp32 arithmetic; out has the dtype of the
+// inputs); lse is fp32 device memory, as on the CPU. The shape's spans are host memory, read before the
+// call returns. Head sizes 32, 64, 80, 96 and 128 have kernels; others are InvalidArgument, like the
+// checks of validate_dilated_attention. Work is queued on `stream` (a cudaStream_t; nullptr = the
+// default stream) and not waited for; launch errors are returned (cudaGetLastError, which also reports
+// an earlier unchecked error of this thread), errors while running surface at the next synchronisation.
+absl::Status dilated_attention(const DilatedAttentionShape& shape, const DilatedAttentionParams& params,
+                               DType dtype, const void* q, const void* k, const void* v, void* out,
+                               float* lse, void* stream);
+}  // namespace cuda
+#endif
+
 }  // namespace longnet::kernels

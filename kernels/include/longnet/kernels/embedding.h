@@ -30,4 +30,21 @@ namespace reference {
 absl::Status embedding(const EmbeddingShape& shape, const void* table, const int32_t* ids, float* out);
 }  // namespace reference
 
+#if defined(LONGNET_WITH_CUDA)
+namespace cuda {
+// The lookup on a CUDA device: `table` and `out` are device memory. The ids come from the host
+// (`host_ids`) and are checked there exactly as on the CPU before anything is queued, then copied into
+// `device_ids` (device memory for num_ids ids; the host array may be reused once the call returns).
+// Queued on `stream` (a cudaStream_t; nullptr = the default stream); launch errors are returned.
+absl::Status embedding(const EmbeddingShape& shape, const void* table, const int32_t* host_ids,
+                       int32_t* device_ids, float* out, void* stream);
+
+// For ids already on the device (sampled there): nothing can be checked before the launch, so an id
+// outside [0, vocab_size) gets a row of NaN (never a read outside the table) for the caller to notice.
+// Shape errors (negative sizes, out_stride < dim) are InvalidArgument.
+absl::Status embedding_device_ids(const EmbeddingShape& shape, const void* table, const int32_t* device_ids,
+                                  float* out, void* stream);
+}  // namespace cuda
+#endif
+
 }  // namespace longnet::kernels

@@ -28,4 +28,12 @@ namespace reference {
 void softmax(const SoftmaxShape& shape, const float* x, float* y, float* lse);
 }  // namespace reference
 
+#if defined(LONGNET_WITH_CUDA)
+namespace cuda {
+// Device pointers (`lse` may be nullptr); queued on `stream` (a cudaStream_t; nullptr = the default
+// stream). Launch errors stay in the runtime's error state, as for layer_norm().
+void softmax(const SoftmaxShape& shape, const float* x, float* y, float* lse, void* stream);
+}  // namespace cuda
+#endif
+
 }  // namespace longnet::kernels

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "longnet/kernels/dtype.h"
 #include "longnet/kernels/thread_pool.h"
 
 // XPOS (torchscale's xpos_rel_pos), as ../shared/design/MODEL_FORMAT.md defines it. For head dimension D,
@@ -73,5 +74,34 @@ namespace reference {
 absl::Status apply_xpos(const XposApplyShape& shape, XposRole role, const XposConfig& config, double centre,
                         float* x);
 }  // namespace reference
+
+#if defined(LONGNET_WITH_CUDA)
+namespace cuda {
+// An XposTable's four arrays in device memory (built on the host by cpu::build_xpos_table, then copied
+// by upload_xpos_table): num_positions * half_dim floats each.
+struct XposDeviceTable {
+  int64_t first_position = 0;
+  int64_t num_positions = 0;
+  int64_t half_dim = 0;
+  const float* cos = nullptr;
+  const float* sin = nullptr;
+  const float* q_scale = nullptr;
+  const float* k_scale = nullptr;
+};
+
+// Floats of device memory a table of `num_positions` positions takes: 4 * num_positions * half_dim.
+int64_t xpos_device_table_floats(const XposTable& table);
+
+// Copies `table` into `device_floats` (at least xpos_device_table_floats(table) floats of device memory)
+// and describes it in `view`. Queued on `stream`; the host table may change once the call returns.
+absl::Status upload_xpos_table(const XposTable& table, float* device_floats, int64_t capacity_floats,
+                               XposDeviceTable* view, void* stream);
+
+// apply_xpos on device rows of `dtype` (fp32, fp16, bf16; rotated in fp32), in place, with the checks of
+// cpu::apply_xpos. Queued on `stream`; launch errors are returned.
+absl::Status apply_xpos(const XposApplyShape& shape, XposRole role, const XposDeviceTable& table, DType dtype,
+                        void* x, void* stream);
+}  // namespace cuda
+#endif
 
 }  // namespace longnet::kernels

@@ -41,6 +41,8 @@ class Sampler {
   // advances the step by one, greedy or not. -inf logits are never chosen; +inf logits share all the
   // probability. Errors: Internal for a NaN logit (named by id) or every logit -inf (the model's
   // numerics failed); InvalidArgument for empty logits or a history id outside [0, logits.size()).
+  // Cost O(V + history + n log n) per call for n kept ids: top-k and top-p are selections (nth_element,
+  // a quickselect on probability mass), never a sort of the whole vocabulary.
   absl::StatusOr<int32_t> sample(std::span<const float> logits, std::span<const int32_t> history);
 
   bool is_stop(int32_t id) const;
