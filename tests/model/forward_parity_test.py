@@ -76,6 +76,11 @@ def run_case(name, longnet_run, python):
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = os.path.join(tmp, "model")
         make_test_model.make_test_model(model_dir, seed=c["seed"] + 1, **spec)
+        with open(os.path.join(model_dir, "config.json")) as f:
+            stored = json.load(f)["torch_dtype"]
+        if stored != spec.get("dtype", "float32"):  # the case must test the storage type it names
+            print(f"[ parity ] {name}: model stored as {stored}, not {spec.get('dtype', 'float32')}")
+            return False
         tokens = {}
         ids = [rng.integers(0, vocab, size=n).tolist() for n in c["lengths"]]
         if c["src_lengths"] is not None:
