@@ -15,7 +15,8 @@ command -v bible >/dev/null || { echo "long_context: 'bible' missing (tools/inst
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-bible -f Gen1:1-Rev22:21 </dev/null | head -c 999999 >"$tmp/text.txt"
+bible -f Gen1:1-Rev22:21 </dev/null >"$tmp/kjv.txt"  # whole, then cut: head in a pipe would SIGPIPE it
+head -c 999999 "$tmp/kjv.txt" >"$tmp/text.txt"
 echo "input: $(wc -c <"$tmp/text.txt") bytes = $(($(wc -c <"$tmp/text.txt") + 1)) tokens with [bos]; $(nproc) cores"
 
 measure() {
