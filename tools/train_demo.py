@@ -91,7 +91,7 @@ def kjv_bytes():
         out = subprocess.run(BIBLE_CMD, stdin=subprocess.DEVNULL, capture_output=True, check=True)
     except FileNotFoundError:
         raise SystemExit("`bible` not found: install the Debian packages bible-kjv and bible-kjv-text "
-                         "(tools/install-deps.sh with LONGNET_WITH_TORCH=1)")
+                         "(tools/install-deps.sh)")
     return out.stdout
 
 
