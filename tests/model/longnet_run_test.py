@@ -157,6 +157,14 @@ class LongnetRunTest(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("cl100k_base.tiktoken", p.stderr)
 
+    def test_demo_model_is_the_default(self):
+        # No --model: the embedded demo model is found from the executable (a build tree inside the source
+        # tree here; <prefix>/share/longnet/models/demo when installed).
+        head = os.path.join(ROOT, "tests", "data", "demo", "heldout_head.txt")
+        got = json.loads(run("score", "--input", head).stdout)
+        want = json.loads(run("score", "--model", os.path.join(ROOT, "models", "demo"), "--input", head).stdout)
+        self.assertEqual(got, want)
+
     def test_encoder_cannot_score_or_generate(self):
         p = run("score", "--model", self.encoder, "--input", self.text, check=False)
         self.assertEqual(p.returncode, 1)
