@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <type_traits>
 
 #include "longnet/kernels/cuda_launch.h"
 #include "longnet/kernels/dtype.h"
@@ -68,6 +69,30 @@ bool dispatch_dtype(DType dtype, Fn&& fn) {
       return true;
     case DType::kBF16:
       fn(__nv_bfloat16{});
+      return true;
+  }
+  return false;
+}
+
+// Calls fn(std::integral_constant<int, D>{}) for the head sizes the attention kernels are compiled for
+// (32, 64, 80, 96, 128). Returns false for any other head size.
+template <typename Fn>
+bool dispatch_head_dim(int head_dim, Fn&& fn) {
+  switch (head_dim) {
+    case 32:
+      fn(std::integral_constant<int, 32>{});
+      return true;
+    case 64:
+      fn(std::integral_constant<int, 64>{});
+      return true;
+    case 80:
+      fn(std::integral_constant<int, 80>{});
+      return true;
+    case 96:
+      fn(std::integral_constant<int, 96>{});
+      return true;
+    case 128:
+      fn(std::integral_constant<int, 128>{});
       return true;
   }
   return false;

@@ -241,25 +241,8 @@ cudaError_t launch_dilated_branch(DType dtype, int head_dim, const DilatedBranch
   cudaError_t result = cudaErrorInvalidValue;
   dispatch_dtype(dtype, [&](auto type_tag) {
     using T = decltype(type_tag);
-    switch (head_dim) {
-      case 32:
-        result = launch_branch<T, 32>(args, stream);
-        break;
-      case 64:
-        result = launch_branch<T, 64>(args, stream);
-        break;
-      case 80:
-        result = launch_branch<T, 80>(args, stream);
-        break;
-      case 96:
-        result = launch_branch<T, 96>(args, stream);
-        break;
-      case 128:
-        result = launch_branch<T, 128>(args, stream);
-        break;
-      default:
-        break;
-    }
+    dispatch_head_dim(head_dim,
+                      [&](auto dim) { result = launch_branch<T, decltype(dim)::value>(args, stream); });
   });
   return result;
 }

@@ -236,25 +236,8 @@ cudaError_t launch_prefix_attention(DType dtype, int head_dim, const PrefixAtten
   cudaError_t result = cudaErrorInvalidValue;
   dispatch_dtype(dtype, [&](auto type_tag) {
     using T = decltype(type_tag);
-    switch (head_dim) {
-      case 32:
-        result = launch_prefix<T, 32>(args, stream);
-        break;
-      case 64:
-        result = launch_prefix<T, 64>(args, stream);
-        break;
-      case 80:
-        result = launch_prefix<T, 80>(args, stream);
-        break;
-      case 96:
-        result = launch_prefix<T, 96>(args, stream);
-        break;
-      case 128:
-        result = launch_prefix<T, 128>(args, stream);
-        break;
-      default:
-        break;
-    }
+    dispatch_head_dim(head_dim,
+                      [&](auto dim) { result = launch_prefix<T, decltype(dim)::value>(args, stream); });
   });
   return result;
 }

@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "gpu/gpu_test_support.h"
 #include "longnet/kernels/activation.h"
 #include "longnet/kernels/cuda_device.h"
 #include "longnet/kernels/cuda_launch.h"
@@ -26,98 +27,13 @@
 namespace longnet::kernels {
 namespace {
 
-constexpr float kTolerance = 2e-4f;
+using gpu_test::DeviceBuffer;
+using gpu_test::finish;
+using gpu_test::max_abs_diff;
+using gpu_test::random_floats;
+using CudaKernelsTest = gpu_test::GpuTest;  // skips, saying why, without a device
 
-// Evaluates `expr` (an absl::Status) once; on error fails the test and prints the status.
-#define LONGNET_ASSERT_OK(expr)                             \
-  do {                                                      \
-    const absl::Status assert_ok_status = (expr);           \
-    ASSERT_TRUE(assert_ok_status.ok()) << assert_ok_status; \
-  } while (false)
-
-// A device buffer of floats that frees itself. Errors surface through status(), never as aborts.
-class DeviceFloats {
- public:
-  explicit DeviceFloats(size_t count) : count_(count) {
-    if (count == 0) return;
-    status_ = cuda::to_status(cudaMalloc(&data_, count * sizeof(float)), "cudaMalloc");
-    if (!status_.ok()) data_ = nullptr;
-  }
-  ~DeviceFloats() {
-    if (data_ != nullptr) (void)cudaFree(data_);
-  }
-  DeviceFloats(const DeviceFloats&) = delete;
-  DeviceFloats& operator=(const DeviceFloats&) = delete;
-
-  float* get() const { return static_cast<float*>(data_); }
-  const absl::Status& status() const { return status_; }
-
-  absl::Status upload(const std::vector<float>& host) {
-    if (host.size() != count_) return absl::InvalidArgumentError("upload: size mismatch");
-    if (count_ == 0) return absl::OkStatus();
-    return cuda::to_status(cudaMemcpy(data_, host.data(), count_ * sizeof(float), cudaMemcpyHostToDevice),
-                           "cudaMemcpy to device");
-  }
-  absl::StatusOr<std::vector<float>> download() const {
-    std::vector<float> host(count_);
-    if (count_ == 0) return host;
-    absl::Status status = cuda::to_status(
-        cudaMemcpy(host.data(), data_, count_ * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy to host");
-    if (!status.ok()) return status;
-    return host;
-  }
-
- private:
-  size_t count_;
-  void* data_ = nullptr;
-  absl::Status status_;
-};
-
-// Launch errors (cudaGetLastError) and execution errors (the synchronisation) of what was just queued.
-absl::Status finish_launches(std::string_view kernel) {
-  absl::Status launch = cuda::to_status(cudaGetLastError(), std::string(kernel) + " launch");
-  if (!launch.ok()) return launch;
-  return cuda::to_status(cudaDeviceSynchronize(), std::string(kernel) + " execution");
-}
-
-std::vector<float> random_floats(size_t n, float lo, float hi, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& f : v) {
-    f = dist(rng);
-  }
-  return v;
-}
-
-// Index and size of the largest |got - expected|, for a message that points at the first thing to look
-// at. Non-finite expected values must match exactly (NaN with NaN, inf with the same inf); a mismatch
-// there, or a NaN where a number was expected, counts as an infinite difference.
-std::pair<size_t, float> max_abs_diff(const std::vector<float>& got, const std::vector<float>& expected) {
-  std::pair<size_t, float> worst{0, 0.0f};
-  for (size_t i = 0; i < got.size(); ++i) {
-    float d = 0.0f;
-    if (std::isnan(expected[i])) {
-      d = std::isnan(got[i]) ? 0.0f : std::numeric_limits<float>::infinity();
-    } else if (std::isinf(expected[i])) {
-      d = got[i] == expected[i] ? 0.0f : std::numeric_limits<float>::infinity();
-    } else {
-      d = std::fabs(got[i] - expected[i]);
-      if (std::isnan(d)) d = std::numeric_limits<float>::infinity();
-    }
-    if (d > worst.second) worst = {i, d};
-  }
-  return worst;
-}
-
-class CudaKernelsTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    absl::StatusOr<int> count = cuda::device_count();
-    if (!count.ok()) GTEST_SKIP() << count.status().message();
-    LONGNET_ASSERT_OK(cuda::to_status(cudaSetDevice(0), "cudaSetDevice(0)"));
-  }
-};
+constexpr float kTolerance = gpu_test::kF32Tolerance;
 
 // --- activation --------------------------------------------------------------------------------------
 
@@ -148,11 +64,11 @@ TEST_P(CudaActivationTest, MatchesReference) {
   std::vector<float> expected = x;
   reference::activation(act, expected.data(), n);
 
-  DeviceFloats device(x.size());
-  LONGNET_ASSERT_OK(device.status());
-  LONGNET_ASSERT_OK(device.upload(x));
+  DeviceBuffer<float> device(x.size());
+  LONGNET_GPU_ASSERT_OK(device.status());
+  LONGNET_GPU_ASSERT_OK(device.upload(x));
   cuda::activation(act, device.get(), n, nullptr);
-  LONGNET_ASSERT_OK(finish_launches("activation"));
+  LONGNET_GPU_ASSERT_OK(finish("activation"));
   absl::StatusOr<std::vector<float>> got = device.download();
   ASSERT_TRUE(got.ok()) << got.status();
 
@@ -222,19 +138,19 @@ TEST_P(CudaLayerNormTest, MatchesReference) {
   std::vector<float> expected = c.in_place ? x : std::vector<float>(y_size, sentinel);
   reference::layer_norm(shape, x.data(), gamma.data(), beta.data(), expected.data());
 
-  DeviceFloats dx(x_size), dgamma(dim), dbeta(dim), dy(c.in_place ? 0 : y_size);
-  for (const DeviceFloats* d : {&dx, &dgamma, &dbeta, &dy}) {
-    LONGNET_ASSERT_OK(d->status());
+  DeviceBuffer<float> dx(x_size), dgamma(dim), dbeta(dim), dy(c.in_place ? 0 : y_size);
+  for (const DeviceBuffer<float>* d : {&dx, &dgamma, &dbeta, &dy}) {
+    LONGNET_GPU_ASSERT_OK(d->status());
   }
-  LONGNET_ASSERT_OK(dx.upload(x));
-  LONGNET_ASSERT_OK(dgamma.upload(gamma));
-  LONGNET_ASSERT_OK(dbeta.upload(beta));
+  LONGNET_GPU_ASSERT_OK(dx.upload(x));
+  LONGNET_GPU_ASSERT_OK(dgamma.upload(gamma));
+  LONGNET_GPU_ASSERT_OK(dbeta.upload(beta));
   if (!c.in_place) {
-    LONGNET_ASSERT_OK(dy.upload(std::vector<float>(y_size, sentinel)));
+    LONGNET_GPU_ASSERT_OK(dy.upload(std::vector<float>(y_size, sentinel)));
   }
   float* y = c.in_place ? dx.get() : dy.get();
   cuda::layer_norm(shape, dx.get(), dgamma.get(), dbeta.get(), y, nullptr);
-  LONGNET_ASSERT_OK(finish_launches("layer_norm"));
+  LONGNET_GPU_ASSERT_OK(finish("layer_norm"));
   absl::StatusOr<std::vector<float>> got = c.in_place ? dx.download() : dy.download();
   ASSERT_TRUE(got.ok()) << got.status();
 
@@ -268,7 +184,7 @@ TEST_F(CudaKernelsTest, LayerNormWithNoRowsLaunchesNothing) {
   shape.dim = 16;
   shape.x_stride = shape.y_stride = 16;
   cuda::layer_norm(shape, nullptr, nullptr, nullptr, nullptr, nullptr);  // rows = 0: must not touch memory
-  const absl::Status done = finish_launches("layer_norm");
+  const absl::Status done = finish("layer_norm");
   EXPECT_TRUE(done.ok()) << done;
 }
 
