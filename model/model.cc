@@ -211,6 +211,26 @@ absl::Status LongNetModel::forward(const ExecContext& ctx, std::span<const Decod
   return absl::OkStatus();
 }
 
+absl::Status LongNetModel::forward_chunked(const ExecContext& ctx, Sequence& sequence,
+                                           std::span<const int32_t> ids, int64_t chunk, DecoderOutput what,
+                                           const RowsCallback& on_rows) const {
+  if (chunk <= 0)
+    return absl::InvalidArgumentError(absl::StrCat("forward_chunked: chunk must be > 0, got ", chunk));
+  const int64_t n = static_cast<int64_t>(ids.size());
+  const int64_t out_rows = what == DecoderOutput::kLastLogits ? 1 : std::min(chunk, n);
+  absl::StatusOr<Tensor> out = scratch(ctx, std::max<int64_t>(out_rows, 1), output_dim(what));
+  if (!out.ok()) return out.status();
+  for (int64_t first = 0; first < n; first += chunk) {
+    const int64_t rows = std::min(chunk, n - first);
+    const DecodeChunk c{&sequence, ids.subspan(static_cast<size_t>(first), static_cast<size_t>(rows))};
+    absl::Status st = forward(ctx, {&c, 1}, what, out->data<float>());
+    if (!st.ok()) return st;
+    st = on_rows(first, rows, out->data<float>());
+    if (!st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
+
 int64_t LongNetModel::encoder_block_length(int64_t n) const {
   int64_t widest = 0;
   for (const auto& b : dir_.config.branches)

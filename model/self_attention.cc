@@ -15,23 +15,6 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// acc (row of one head) and its lse absorb another branch's (out, lse): the LSE merge of LONGNET.md.
-void merge_row(int64_t head_dim, const float* out, float lse, float* acc, float* acc_lse) {
-  if (lse == kNegInf) return;
-  if (*acc_lse == kNegInf) {
-    std::copy_n(out, head_dim, acc);
-    *acc_lse = lse;
-    return;
-  }
-  const float m = std::max(*acc_lse, lse);
-  const float wa = std::exp(*acc_lse - m);
-  const float wb = std::exp(lse - m);
-  const float inv = 1.0f / (wa + wb);
-  for (int64_t d = 0; d < head_dim; ++d)
-    acc[d] = (wa * acc[d] + wb * out[d]) * inv;
-  *acc_lse = m + std::log(wa + wb);
-}
-
 }  // namespace
 
 DilatedSelfAttention DilatedSelfAttention::from(const ModelWeights& weights, const ModelConfig& config,
@@ -175,6 +158,7 @@ absl::Status DilatedSelfAttention::attend_piece(const ExecContext& ctx, BranchKv
   float* out_rows = out->data<float>();
   float* out_lse = out_rows + max_queries * d;
   std::vector<int64_t> limits(static_cast<size_t>(max_queries));
+  std::vector<float> row_lse(static_cast<size_t>(max_queries));
 
   const int64_t rel = piece_begin - segment_start;
   for (int64_t h = 0; h < heads_; ++h) {
@@ -200,10 +184,14 @@ absl::Status DilatedSelfAttention::attend_piece(const ExecContext& ctx, BranchKv
         std::span<const int64_t>(limits.data(), static_cast<size_t>(nq)), out_rows, out_lse,
         std::span<float>(ws->data<float>(), static_cast<size_t>(ws_floats)), *ctx.pool);
     if (!s.ok()) return s;
-    for (int64_t j = 0; j < nq; ++j) {
-      const int64_t row = first_row + j * r;
-      merge_row(d, out_rows + j * d, out_lse[j], acc + row * e + h * d, acc_lse + row * heads_ + h);
-    }
+    // The head's rows lie r rows apart: their accumulated lse values are gathered for the kernel's
+    // contiguous layout and put back after the merge.
+    for (int64_t j = 0; j < nq; ++j)
+      row_lse[static_cast<size_t>(j)] = acc_lse[(first_row + j * r) * heads_ + h];
+    kernels::cpu::merge_attention_lse(nq, d, out_rows, d, out_lse, acc + first_row * e + h * d, r * e,
+                                      row_lse.data());
+    for (int64_t j = 0; j < nq; ++j)
+      acc_lse[(first_row + j * r) * heads_ + h] = row_lse[static_cast<size_t>(j)];
     kv.count[static_cast<size_t>(h)] += nq;
   }
   return absl::OkStatus();

@@ -101,16 +101,9 @@ absl::Status run_encode(const std::vector<std::string>& argv) {
   } else {
     absl::StatusOr<std::unique_ptr<model::Sequence>> seq = m.start_sequence(ctx);
     if (!seq.ok()) return seq.status();
-    std::vector<float> hidden(static_cast<size_t>(kPrefillChunk * dim));
-    for (int64_t pos = 0; pos < n; pos += kPrefillChunk) {
-      const int64_t rows = std::min(kPrefillChunk, n - pos);
-      const model::DecodeChunk c{seq->get(), std::span<const int32_t>(ids).subspan(
-                                                 static_cast<size_t>(pos), static_cast<size_t>(rows))};
-      absl::Status st = m.forward(ctx, {&c, 1}, model::DecoderOutput::kHidden, hidden.data());
-      if (!st.ok()) return st;
-      st = on_block(pos, rows, hidden.data());
-      if (!st.ok()) return st;
-    }
+    absl::Status st =
+        m.forward_chunked(ctx, **seq, ids, kPrefillChunk, model::DecoderOutput::kHidden, on_block);
+    if (!st.ok()) return st;
   }
   std::string json = "[";
   for (double v : pooler.result())

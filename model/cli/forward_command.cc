@@ -44,7 +44,7 @@ absl::StatusOr<Batch> read_batch(const nlohmann::json& doc, const std::string& k
   return batch;
 }
 
-// Runs one sequence's tokens through the decoder `chunk` tokens at a time; logits rows go to `out`.
+// Logits rows of one sequence, computed `chunk` tokens per forward() call, into `out`.
 absl::Status decoder_rows(const Runtime& rt, std::span<const int32_t> source, std::span<const int32_t> ids,
                           int64_t chunk, float* out) {
   if (ids.empty()) return absl::OkStatus();
@@ -52,14 +52,11 @@ absl::Status decoder_rows(const Runtime& rt, std::span<const int32_t> source, st
   absl::StatusOr<std::unique_ptr<model::Sequence>> seq = rt.model->start_sequence(ctx, source);
   if (!seq.ok()) return seq.status();
   const int64_t vocab = rt.model->vocab_size();
-  for (size_t pos = 0; pos < ids.size(); pos += static_cast<size_t>(chunk)) {
-    const size_t n = std::min(ids.size() - pos, static_cast<size_t>(chunk));
-    const model::DecodeChunk c{seq->get(), ids.subspan(pos, n)};
-    absl::Status st = rt.model->forward(ctx, {&c, 1}, model::DecoderOutput::kLogits,
-                                        out + static_cast<int64_t>(pos) * vocab);
-    if (!st.ok()) return st;
-  }
-  return absl::OkStatus();
+  return rt.model->forward_chunked(ctx, **seq, ids, chunk, model::DecoderOutput::kLogits,
+                                   [&](int64_t first, int64_t rows, const float* logits) {
+                                     std::copy_n(logits, rows * vocab, out + first * vocab);
+                                     return absl::OkStatus();
+                                   });
 }
 
 }  // namespace

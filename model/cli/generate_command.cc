@@ -72,14 +72,14 @@ absl::Status run_generate(const std::vector<std::string>& argv) {
   if (!seq.ok()) return seq.status();
 
   std::vector<float> logits(static_cast<size_t>(m.vocab_size()));
-  for (size_t pos = 0; pos < history.size(); pos += static_cast<size_t>(kPrefillChunk)) {
-    const size_t n = std::min(history.size() - pos, static_cast<size_t>(kPrefillChunk));
-    const model::DecodeChunk c{seq->get(), std::span<const int32_t>(history).subspan(pos, n)};
-    if (absl::Status st = m.forward(ctx, {&c, 1}, model::DecoderOutput::kLastLogits, logits.data());
-        !st.ok()) {
-      return st;
-    }
-  }
+  // Prefill: only the prompt's last row of logits is needed, and each chunk's call returns its last row.
+  absl::Status prefill =
+      m.forward_chunked(ctx, **seq, history, kPrefillChunk, model::DecoderOutput::kLastLogits,
+                        [&](int64_t, int64_t, const float* last) {
+                          std::copy_n(last, m.vocab_size(), logits.data());
+                          return absl::OkStatus();
+                        });
+  if (!prefill.ok()) return prefill;
   absl::StatusOr<model::Sampler> sampler = model::Sampler::create(*params);
   if (!sampler.ok()) return sampler.status();
   model::IncrementalDecoder text = (*tok)->incremental_decoder();

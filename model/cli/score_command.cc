@@ -38,25 +38,24 @@ absl::Status run_score(const std::vector<std::string>& argv) {
   if (!seq.ok()) return seq.status();
   const int64_t vocab = m.vocab_size();
   const size_t n = ids.size();
-  std::vector<float> logits(static_cast<size_t>(kPrefillChunk * vocab));
   double nats = 0.0;
-  for (size_t pos = 0; pos + 1 < n; pos += static_cast<size_t>(kPrefillChunk)) {
-    // Rows pos .. pos+rows-1 predict tokens pos+1 .. pos+rows; the last token predicts nothing.
-    const size_t rows = std::min(n - 1 - pos, static_cast<size_t>(kPrefillChunk));
-    const model::DecodeChunk c{seq->get(), std::span<const int32_t>(ids).subspan(pos, rows)};
-    absl::Status st = m.forward(ctx, {&c, 1}, model::DecoderOutput::kLogits, logits.data());
-    if (!st.ok()) return st;
-    for (size_t r = 0; r < rows; ++r) {
-      const float* row = logits.data() + r * static_cast<size_t>(vocab);
-      double max = row[0];
-      for (int64_t v = 1; v < vocab; ++v)
-        max = std::max(max, static_cast<double>(row[v]));
-      double sum = 0.0;
-      for (int64_t v = 0; v < vocab; ++v)
-        sum += std::exp(static_cast<double>(row[v]) - max);
-      nats += max + std::log(sum) - static_cast<double>(row[ids[pos + r + 1]]);
-    }
-  }
+  // Rows of ids[0 .. n-2] predict ids[1 .. n-1]; the last token predicts nothing.
+  absl::Status st = m.forward_chunked(
+      ctx, **seq, std::span<const int32_t>(ids).first(n - 1), kPrefillChunk, model::DecoderOutput::kLogits,
+      [&](int64_t first, int64_t rows, const float* logits) {
+        for (int64_t r = 0; r < rows; ++r) {
+          const float* row = logits + r * vocab;
+          double max = row[0];
+          for (int64_t v = 1; v < vocab; ++v)
+            max = std::max(max, static_cast<double>(row[v]));
+          double sum = 0.0;
+          for (int64_t v = 0; v < vocab; ++v)
+            sum += std::exp(static_cast<double>(row[v]) - max);
+          nats += max + std::log(sum) - static_cast<double>(row[ids[static_cast<size_t>(first + r + 1)]]);
+        }
+        return absl::OkStatus();
+      });
+  if (!st.ok()) return st;
   const double bits = nats / std::log(2.0);
   const size_t bytes = text->size();
   std::printf("{\"bits_per_byte\": %.6f, \"bits_per_token\": %.6f, \"tokens\": %zu, \"bytes\": %zu}\n",

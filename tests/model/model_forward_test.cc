@@ -31,14 +31,15 @@ std::vector<float> logits_by_chunks(const LongNetModel& m, const ExecContext& ct
                                     const std::vector<int32_t>& ids, size_t chunk) {
   auto seq = m.start_sequence(ctx);
   EXPECT_TRUE(seq.ok()) << seq.status();
-  std::vector<float> out(ids.size() * static_cast<size_t>(m.vocab_size()));
-  for (size_t pos = 0; pos < ids.size(); pos += chunk) {
-    const size_t n = std::min(chunk, ids.size() - pos);
-    const DecodeChunk c{seq->get(), std::span<const int32_t>(ids).subspan(pos, n)};
-    const absl::Status st =
-        m.forward(ctx, {&c, 1}, DecoderOutput::kLogits, out.data() + pos * m.vocab_size());
-    EXPECT_TRUE(st.ok()) << st;
-  }
+  const int64_t vocab = m.vocab_size();
+  std::vector<float> out(ids.size() * static_cast<size_t>(vocab));
+  const absl::Status st =
+      m.forward_chunked(ctx, **seq, ids, static_cast<int64_t>(chunk), DecoderOutput::kLogits,
+                        [&](int64_t first, int64_t rows, const float* logits) {
+                          std::copy_n(logits, rows * vocab, out.data() + first * vocab);
+                          return absl::OkStatus();
+                        });
+  EXPECT_TRUE(st.ok()) << st;
   return out;
 }
 

@@ -78,6 +78,13 @@ class LongNetModel {
   absl::Status forward(const ExecContext& ctx, std::span<const DecodeChunk> chunks, DecoderOutput what,
                        float* out) const;
 
+  // Runs one sequence's `ids` through forward() `chunk` tokens at a time (chunked prefill; chunk 1 is
+  // token-by-token decoding) and hands each call's output to `on_rows`: (first id of the call, its
+  // number of ids, output rows as forward() writes them). Activations stay bounded by the chunk.
+  using RowsCallback = std::function<absl::Status(int64_t first, int64_t rows, const float* out)>;
+  absl::Status forward_chunked(const ExecContext& ctx, Sequence& sequence, std::span<const int32_t> ids,
+                               int64_t chunk, DecoderOutput what, const RowsCallback& on_rows) const;
+
   // --- encoder side (longnet_encoder, and the encoder of longnet_encoder_decoder) ---
   using BlockCallback =
       std::function<absl::Status(int64_t first_position, int64_t rows, const float* hidden)>;
