@@ -77,7 +77,9 @@ LongNetModel::Stack LongNetModel::build_stack(const StackConfig& sizes, const st
 }
 
 int64_t LongNetModel::output_dim(DecoderOutput what) const {
-  if (what == DecoderOutput::kHidden) return decoder_ ? decoder_->sizes.embed_dim : encoder_->sizes.embed_dim;
+  const int64_t e = decoder_ ? decoder_->sizes.embed_dim : encoder_->sizes.embed_dim;
+  if (what == DecoderOutput::kHidden) return e;
+  if (what == DecoderOutput::kHiddenAndLogits) return e + vocab_size();
   return vocab_size();
 }
 
@@ -201,6 +203,13 @@ absl::Status LongNetModel::forward(const ExecContext& ctx, std::span<const Decod
     case DecoderOutput::kLogits:
       lm_head_.forward(total, xn, e, out, vocab_size());
       break;
+    case DecoderOutput::kHiddenAndLogits: {
+      const int64_t stride = e + vocab_size();
+      for (int64_t r = 0; r < total; ++r)
+        std::copy_n(xn + r * e, e, out + r * stride);
+      lm_head_.forward(total, xn, e, out + e, stride);
+      break;
+    }
     case DecoderOutput::kLastLogits:
       for (size_t c = 0; c < views.size(); ++c) {
         const int64_t last = views[c].row_begin + views[c].rows - 1;

@@ -10,6 +10,12 @@ packages=(
   libabsl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-dev libpcre2-dev
+  # The server: Prometheus metrics (with its embedded HTTP server) and the gRPC Python runtime that the
+  # integration tests, the README's example and the Python client use.
+  prometheus-cpp-dev python3-grpcio python3-protobuf
+  # TLS: the server checks its PEM files with OpenSSL (libssl-dev, which gRPC links already); the tests make
+  # throwaway certificates with the openssl command-line tool.
+  libssl-dev openssl
   python3 python3-numpy
   # The float64 PyTorch reference of the model contract (tools/reference) that the engine's parity tests
   # run against, the demo model's training and the torchscale converter.
