@@ -151,6 +151,11 @@ absl::Status LongNetModel::forward(const ExecContext& ctx, std::span<const Decod
   int64_t total = 0;
   for (const DecodeChunk& c : chunks) {
     if (c.sequence == nullptr) return absl::InvalidArgumentError("a chunk without a sequence");
+    for (const DecodeChunk& other : chunks) {
+      if (&other == &c) break;
+      if (other.sequence == c.sequence)
+        return absl::InvalidArgumentError("a sequence appears in two chunks of one forward()");
+    }
     const int64_t rows = static_cast<int64_t>(c.ids.size());
     const int64_t first = c.sequence->length();
     const int64_t cap = c.sequence->cache_.max_positions();

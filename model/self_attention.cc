@@ -68,12 +68,31 @@ absl::Status DilatedSelfAttention::forward_cached(const ExecContext& ctx,
   v_proj_.forward(total, x_normed, e, v->data<float>(), e);
   std::fill_n(acc->data<float>(), total * e, 0.0f);
   std::fill_n(acc_lse->data<float>(), total * heads_, kNegInf);
-  for (const SequenceChunk& c : chunks) {
+  auto attend = [&](const SequenceChunk& c) {
     const int64_t r0 = c.row_begin;
-    absl::Status s = attend_chunk(ctx, c, layer, q->data<float>() + r0 * e, k->data<float>() + r0 * e,
-                                  v->data<float>() + r0 * e, acc->data<float>() + r0 * e,
-                                  acc_lse->data<float>() + r0 * heads_);
-    if (!s.ok()) return s;
+    return attend_chunk(ctx, c, layer, q->data<float>() + r0 * e, k->data<float>() + r0 * e,
+                        v->data<float>() + r0 * e, acc->data<float>() + r0 * e,
+                        acc_lse->data<float>() + r0 * heads_);
+  };
+  // Long chunks (prefill) one after the other, each parallel inside; short ones (decode steps of a
+  // batch) side by side, one chunk per task: their kernels are too small to split, and the loops they
+  // would start run inline. Chunks touch disjoint rows and caches (one chunk per sequence).
+  std::vector<size_t> short_chunks;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    if (chunks[i].rows > kShortChunkRows || chunks.size() == 1) {
+      if (absl::Status s = attend(chunks[i]); !s.ok()) return s;
+    } else {
+      short_chunks.push_back(i);
+    }
+  }
+  if (!short_chunks.empty()) {
+    std::vector<absl::Status> status(short_chunks.size());
+    ctx.pool->parallel_for(static_cast<int64_t>(short_chunks.size()), [&](int64_t t, int) {
+      status[static_cast<size_t>(t)] = attend(chunks[short_chunks[static_cast<size_t>(t)]]);
+    });
+    for (const absl::Status& s : status) {
+      if (!s.ok()) return s;
+    }
   }
   float* a = acc->data<float>();
   if (inner_norm_) inner_norm_->forward(total, a, e, a, e, *ctx.pool);

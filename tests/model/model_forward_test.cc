@@ -132,6 +132,33 @@ TEST(ModelForward, BatchedChunksEqualSeparateSequences) {
   EXPECT_LE(max_abs_diff(got_b, alone_b), 1e-5f);
 }
 
+// kHiddenAndLogits gives, row by row, exactly what kHidden and kLogits give on their own.
+TEST(ModelForward, HiddenAndLogitsTogetherEqualEachAlone) {
+  Runtime rt;
+  const ExecContext& ctx = rt.ctx;
+  auto m = rt.model(testing::small_config(ModelType::kDecoder, 16, 2, 1, {{16, 1}, {64, 4}}));
+  ASSERT_NE(m, nullptr);
+  const std::vector<int32_t> ids = random_ids(50, 4);
+  auto run = [&](DecoderOutput what) {
+    auto seq = m->start_sequence(ctx);
+    EXPECT_TRUE(seq.ok());
+    std::vector<float> out(ids.size() * static_cast<size_t>(m->output_dim(what)));
+    const DecodeChunk c{seq->get(), ids};
+    EXPECT_TRUE(m->forward(ctx, {&c, 1}, what, out.data()).ok());
+    return out;
+  };
+  const std::vector<float> hidden = run(DecoderOutput::kHidden);
+  const std::vector<float> logits = run(DecoderOutput::kLogits);
+  const std::vector<float> both = run(DecoderOutput::kHiddenAndLogits);
+  ASSERT_EQ(m->output_dim(DecoderOutput::kHiddenAndLogits), 16 + 259);
+  for (size_t r = 0; r < ids.size(); ++r) {
+    for (size_t d = 0; d < 16; ++d)
+      ASSERT_EQ(both[r * 275 + d], hidden[r * 16 + d]) << r << " " << d;
+    for (size_t v = 0; v < 259; ++v)
+      ASSERT_EQ(both[r * 275 + 16 + v], logits[r * 259 + v]) << r << " " << v;
+  }
+}
+
 TEST(ModelForward, BadIdIsRefusedBeforeTheCacheChanges) {
   Runtime rt;
   const ExecContext& ctx = rt.ctx;

@@ -37,6 +37,8 @@ struct SequenceChunk {
 class DilatedSelfAttention {
  public:
   static constexpr int64_t kXposRecentre = 4096;
+  // Chunks of at most this many rows are attended side by side, one per thread (decode batches).
+  static constexpr int64_t kShortChunkRows = 16;
 
   // `prefix` is the layer's ("layers.3." or "decoder.layers.3.").
   static DilatedSelfAttention from(const ModelWeights& weights, const ModelConfig& config,

@@ -1,0 +1,21 @@
+#include "api/request_loop.h"
+
+#include <algorithm>
+
+namespace longnet::server {
+
+v1::Timings timings_from(const StageTimes& times, Clock::time_point accepted) {
+  v1::Timings t;
+  const double total = std::chrono::duration<double>(Clock::now() - accepted).count();
+  if (times.admitted >= 0) t.set_queue_seconds(times.admitted);
+  if (times.prefilled >= 0)
+    t.set_prefill_seconds(std::max(0.0, times.prefilled - std::max(0.0, times.admitted)));
+  if (times.first_token >= 0) {
+    t.set_time_to_first_token_seconds(times.first_token);
+    if (times.finished >= 0) t.set_decode_seconds(std::max(0.0, times.finished - times.first_token));
+  }
+  t.set_total_seconds(std::max(total, times.finished));
+  return t;
+}
+
+}  // namespace longnet::server
