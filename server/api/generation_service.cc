@@ -24,6 +24,9 @@ class GenerationSink {
   virtual bool prompt(std::span<const int32_t> ids, std::string text) = 0;
   // One generated token and the text it released (possibly empty).
   virtual bool token(v1::GeneratedToken token, std::string text) = 0;
+  // The tokens given since the last flush arrived together: send them (a stream writes one message for
+  // them, so a client that lags behind gets tokens in small groups instead of a message per token).
+  virtual bool flush() { return true; }
   virtual bool end(std::string text, v1::FinishReason reason, const v1::Usage& usage,
                    const v1::Timings& timings) = 0;
 };
@@ -120,6 +123,7 @@ grpc::Status run_generation(ApiContext& api, CallGuard& guard, grpc::ServerConte
         return;
       }
     }
+    if (!sink.flush()) loop.client_gone();
   };
   GenerationHandle::UpdateType last = loop.run(on_events);
   if (metrics != nullptr) {
@@ -190,13 +194,20 @@ class StreamSink final : public GenerationSink {
     return writer_.Write(message);
   }
   bool token(v1::GeneratedToken token, std::string text) override {
-    v1::GenerateStreamResponse message = start();
-    *message.add_tokens() = std::move(token);
-    message.set_text(std::move(text));
-    return writer_.Write(message);
+    if (!pending_) pending_ = start();
+    *pending_->add_tokens() = std::move(token);
+    pending_->mutable_text()->append(text);
+    return true;
+  }
+  bool flush() override {
+    if (!pending_) return true;
+    const bool ok = writer_.Write(*pending_);
+    pending_.reset();
+    return ok;
   }
   bool end(std::string text, v1::FinishReason reason, const v1::Usage& usage,
            const v1::Timings& timings) override {
+    if (!flush()) return false;
     v1::GenerateStreamResponse message = start();
     message.set_text(std::move(text));
     message.set_finish_reason(reason);
@@ -216,6 +227,7 @@ class StreamSink final : public GenerationSink {
   grpc::ServerWriter<v1::GenerateStreamResponse>& writer_;
   const CallGuard& guard_;
   const uint64_t& seed_;
+  std::optional<v1::GenerateStreamResponse> pending_;
 };
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include "api/generation_service.h"
 #include "api/info_service.h"
 #include "api/tokenizer_service.h"
+#include "grpc/health/v1/health.pb.h"
 #include "longnet/model/default_model.h"
 #include "longnet/model/device_select.h"
 #include "observability/logging.h"
@@ -215,6 +216,9 @@ int ServerApp::start_listening() {
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // gRPC's health service does not put grpc.health.v1's descriptors in the pool reflection reads; ours
+  // (generated into longnet_proto) do, once linked in: grpcurl can then call Health/Check unaided.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::ServerBuilder builder;
   const std::string address = listen_address(config_.host, config_.port);
   int bound_port = 0;
@@ -315,7 +319,9 @@ void ServerApp::drain() {
   metrics_->set_ready(false);
   metrics_->set_draining(true);
   if (!api_->state.wait_idle(std::chrono::duration<double>(config_.drain_timeout_seconds))) {
-    log_warn("-", "drain timeout: {} calls still running; ending them with UNAVAILABLE",
+    log_warn("-",
+             "drain timeout: {} calls still running; generations end with finish reason CANCELLED, the rest "
+             "with UNAVAILABLE",
              api_->state.in_flight());
   } else {
     log_info("-", "drained: no call in flight");

@@ -259,8 +259,10 @@ void Engine::Impl::stop() {
   for (Queued& q : left) {
     std::visit([](auto& w) { finish_refused(*w, shutting_down()); }, q.work);
   }
+  // Running generations end normally with what they have (finish reason "cancelled"); queued requests
+  // and encodes, which have no partial result, end with Unavailable.
   for (auto& w : generating_)
-    finish(*w, shutting_down(), FinishReason::kCancelled);
+    finish(*w, absl::OkStatus(), FinishReason::kCancelled);
   generating_.clear();
   for (auto& w : encoding_)
     finish(*w, shutting_down());
@@ -379,6 +381,7 @@ void Engine::Impl::run() {
     }
     reap();
     admit();
+    publish_stats();  // the queue and the caches as they are for this step
     int64_t sequences = 0;
     const int64_t generated_tokens = generation_step(sequences);
     // Encoding gets what the step budget left while anything generates, else a whole encode chunk.

@@ -63,7 +63,8 @@ class Engine {
   absl::StatusOr<std::shared_ptr<GenerationHandle>> submit(GenerationJob job);
   absl::StatusOr<std::shared_ptr<EncodeHandle>> submit(EncodeJob job);
 
-  // Ends every request with Unavailable("server shutting down") and joins the thread. Idempotent.
+  // Ends every request and joins the thread: running generations finish with OK and FinishReason::
+  // kCancelled (their tokens so far stand), the rest with Unavailable("server shutting down"). Idempotent.
   void stop();
 
   EngineStats stats() const;

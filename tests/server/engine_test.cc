@@ -287,14 +287,17 @@ TEST(Engine, RequestThatCanNeverFitIsInvalidArgumentNamingTheBudget) {
   EXPECT_TRUE(engine->submit(job_for(random_ids(10, 1), 5, 1, 1.0f)).ok());
 }
 
-TEST(Engine, StopEndsEverythingWithUnavailable) {
+TEST(Engine, StopEndsRunningGenerationsAsCancelledAndTheRestWithUnavailable) {
   Fixture f;
   auto engine = f.engine({.max_batch_sequences = 1});
   auto a = engine->submit(endless(random_ids(8, 1)));
   auto b = engine->submit(endless(random_ids(8, 2)));
   ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_FALSE((*a)->take(Clock::now() + 5s).events.empty());  // a runs, b waits (one sequence at a time)
   engine->stop();
-  EXPECT_EQ(drain(**a).status.code(), absl::StatusCode::kUnavailable);
+  auto end_a = drain(**a);
+  EXPECT_TRUE(end_a.status.ok()) << end_a.status;
+  EXPECT_EQ(end_a.reason, FinishReason::kCancelled);
   EXPECT_EQ(drain(**b).status.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(engine->submit(job_for(random_ids(8, 2), 1, 1, 1.0f)).status().code(),
             absl::StatusCode::kUnavailable);

@@ -11,6 +11,7 @@ deadline and every process wait a timeout, so a broken server fails a test inste
 """
 
 import concurrent.futures
+import faulthandler
 import json
 import math
 import os
@@ -1456,4 +1457,9 @@ if __name__ == "__main__":
         print("\n".join(test_classes()))
         sys.exit(0)
     argv = H.configure(sys.argv)
+    if "--watchdog" in argv:
+        # A hang fails clearly: every thread's stack, then exit (the servers die with us: PR_SET_PDEATHSIG).
+        i = argv.index("--watchdog")
+        faulthandler.dump_traceback_later(float(argv[i + 1]), exit=True)
+        del argv[i:i + 2]
     unittest.main(argv=argv, verbosity=2)

@@ -46,9 +46,9 @@ struct DecodeChunk {
 };
 
 enum class DecoderOutput {
-  kLogits,      // vocab_size floats for every row of every chunk
-  kLastLogits,  // vocab_size floats for the last row of each chunk only
-  kHidden,      // embed_dim floats (final layer norm's output) for every row
+  kLogits,           // vocab_size floats for every row of every chunk
+  kLastLogits,       // vocab_size floats for the last row of each chunk only
+  kHidden,           // embed_dim floats (final layer norm's output) for every row
   kHiddenAndLogits,  // embed_dim + vocab_size floats for every row: the hidden state, then the logits
 };
 
