@@ -31,7 +31,8 @@ ApiContext::ApiContext(const ServerConfig& server_config, ApiKeys keys, Metrics*
     : config(server_config),
       limits(request_limits(server_config)),
       metrics(server_metrics),
-      state(std::move(keys), server_metrics) {}
+      state(std::move(keys), server_metrics),
+      uploads(static_cast<size_t>(server_config.memory_budget_mb) * (size_t{1} << 20) / 4) {}
 
 std::vector<int32_t> ApiContext::tokenize(std::string_view text) const {
   return loaded.tokenizer->encode(text);

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "api/call_guard.h"
+#include "api/upload_budget.h"
 #include "api/validation.h"
 #include "config/server_config.h"
 #include "engine/engine.h"
@@ -32,6 +33,7 @@ struct ApiContext {
   RequestLimits limits;
   Metrics* metrics;
   ServingState state;
+  UploadBudget uploads;  // EncodeStream documents being received: a quarter of the memory budget
   // Written once, before `state` enters the serving phase; handlers read it only after admission, so the
   // state's mutex orders the two.
   LoadedModel loaded;

@@ -131,6 +131,7 @@ grpc::Status EncodingService::EncodeStream(
   auto run = [&]() -> grpc::Status {
     const LoadedModel& loaded = api_.loaded;
     DocumentAssembler assembler(api_.limits);
+    UploadBudget::Share upload(api_.uploads);
     EncodeSettings settings;
     std::string document_id;
     v1::EncodeStreamRequest message;
@@ -147,6 +148,9 @@ grpc::Status EncodingService::EncodeStream(
         document_id = message.document_id();
       }
       if (absl::Status st = assembler.add(message, index); !st.ok()) return to_grpc(st);
+      const size_t held =
+          assembler.is_text() ? assembler.text().size() : assembler.ids().size() * sizeof(int32_t);
+      if (absl::Status st = upload.grow_to(held); !st.ok()) return to_grpc(st);
       ++index;
     }
     if (context->IsCancelled()) return {grpc::StatusCode::CANCELLED, "client cancelled"};
