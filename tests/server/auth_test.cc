@@ -7,26 +7,16 @@
 #include <fstream>
 #include <string>
 
+#include "support/temp_dir.h"
+
 namespace longnet::server {
 namespace {
 
-// A file in this test process's own temporary directory (tests run in parallel processes), removed at exit.
+// A file in this test process's own temporary directory, removed at exit.
 std::string write_file(const std::string& name, const std::string& contents) {
-  static const struct TempDir {
-    TempDir()
-        : path(std::filesystem::path(::testing::TempDir()) /
-               ("longnet_auth_test_" + std::to_string(::getpid()))) {
-      std::filesystem::create_directories(path);
-    }
-    ~TempDir() {
-      std::error_code ignored;
-      std::filesystem::remove_all(path, ignored);
-    }
-    std::filesystem::path path;
-  } dir;
-  const std::string path = (dir.path / name).string();
-  std::ofstream(path, std::ios::binary) << contents;
-  return path;
+  static const testing::TempDir dir;
+  testing::write_file(dir / name, contents);
+  return (dir / name).string();
 }
 
 std::string message_of(const absl::Status& status) {

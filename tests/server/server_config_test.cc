@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "support/temp_dir.h"
+
 namespace longnet::server {
 namespace {
 
@@ -36,23 +38,11 @@ absl::StatusOr<ParsedConfig> parse(std::vector<std::string> args, const FakeEnv&
   return parse_server_config(static_cast<int>(argv.size()), argv.data(), env.getenv());
 }
 
-// A file in this test process's own temporary directory (tests run in parallel processes), removed at exit.
+// A file in this test process's own temporary directory, removed at exit.
 std::string write_file(const std::string& name, const std::string& contents) {
-  static const struct TempDir {
-    TempDir()
-        : path(std::filesystem::path(::testing::TempDir()) /
-               ("longnet_config_test_" + std::to_string(::getpid()))) {
-      std::filesystem::create_directories(path);
-    }
-    ~TempDir() {
-      std::error_code ignored;
-      std::filesystem::remove_all(path, ignored);
-    }
-    std::filesystem::path path;
-  } dir;
-  const std::string path = (dir.path / name).string();
-  std::ofstream(path, std::ios::binary) << contents;
-  return path;
+  static const testing::TempDir dir;
+  testing::write_file(dir / name, contents);
+  return (dir / name).string();
 }
 
 void expect_error(const absl::StatusOr<ParsedConfig>& result, absl::StatusCode code,
