@@ -945,6 +945,36 @@ class CancelFreesMemory(ServerTest):
         self.assertServing()
 
 
+class MemoryAdmission(ServerTest):
+    """A request whose KV cache can never fit the memory budget is INVALID_ARGUMENT naming the budget; one
+    that fits runs. The budget is sized from a first server's own figures: the model's bytes plus the
+    activation reserve its warm-up measured, plus 3 MiB, less than one full demo-model cache (7.3 MB)."""
+    SERVER_ARGS = None
+
+    def test_cache_beyond_the_budget_is_refused_and_a_small_one_runs(self):
+        probe = self.start_server(metrics=True, name="probe")
+        probe.start()
+        text = probe.scrape()
+        weights = H.metric_sum(text, "longnet_memory_pool_in_use_bytes")
+        reserve = H.metric_sum(text, "longnet_activation_reserve_bytes")
+        self.assertTrue(weights and reserve, "no pool figures in /metrics")
+        probe.stop()
+        budget_mb = int((weights + reserve) // (1 << 20)) + 3
+        server = self.start_server(["--memory-budget-mb", str(budget_mb)], name="tight")
+        server.start()
+        stubs = Stubs(server.channel())
+        long_prompt = H.deterministic_text(3000, seed=21)
+        self.assertRpcError(lambda: stubs.gen.Generate(gen_request(text=long_prompt, max_new_tokens=64),
+                                                       timeout=scaled(30)),
+                            grpc.StatusCode.INVALID_ARGUMENT, contains=("memory_budget",),
+                            msg=f"a full cache with --memory-budget-mb {budget_mb}")
+        reply = stubs.gen.Generate(gen_request(text="In the", max_new_tokens=4), timeout=scaled(30))
+        G = pb["generate"]
+        self.assertIn(reply.finish_reason, (G.FINISH_REASON_LENGTH, G.FINISH_REASON_EOS), reply)
+        self.assertEqual(reply.usage.prompt_tokens, 7)  # bos + 6 bytes
+        self.assertServing(server)
+
+
 class Metrics(ServerTest):
     SERVER_ARGS = ["--memory-budget-mb", "2048"]
     METRICS = True
