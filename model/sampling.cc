@@ -63,7 +63,7 @@ absl::Status SamplingParams::validate(int64_t vocab_size) const {
     return invalid("temperature", temperature, "must be finite and >= 0 (0 = greedy)");
   }
   if (top_k < 0) return absl::InvalidArgumentError(absl::StrCat("top_k: ", top_k, " must be >= 0 (0 = off)"));
-  if (!(top_p > 0 && top_p <= 1)) return invalid("top_p", top_p, "must be in (0, 1] (1 = off)");
+  if (!(top_p > 0 && top_p <= 1)) return invalid("top_p", top_p, "is not in (0, 1] (1 = off)");
   if (!std::isfinite(repetition_penalty) || repetition_penalty <= 0) {
     return invalid("repetition_penalty", repetition_penalty, "must be finite and > 0 (1 = off)");
   }

@@ -9,64 +9,22 @@
 #include "absl/strings/str_format.h"
 #include "cli_args.h"
 #include "commands.h"
+#include "longnet/model/pooling.h"
 #include "longnet/model/tokenizer.h"
 #include "runtime.h"
 
 namespace longnet::cli {
-namespace {
-
-enum class Pooling { kMean, kFirst, kLast };
-
-absl::StatusOr<Pooling> parse_pooling(const std::string& name) {
-  if (name == "mean") return Pooling::kMean;
-  if (name == "first") return Pooling::kFirst;
-  if (name == "last") return Pooling::kLast;
-  return absl::InvalidArgumentError(absl::StrCat("--pooling: '", name, "' is not one of mean, first, last"));
-}
-
-// Folds blocks of hidden states (in position order) into one pooled vector.
-class Pooler {
- public:
-  Pooler(Pooling pooling, int64_t dim, int64_t total)
-      : pooling_(pooling), dim_(dim), total_(total), sum_(dim) {}
-
-  void add(int64_t first, int64_t rows, const float* hidden) {
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t pos = first + r;
-      const float* h = hidden + r * dim_;
-      const bool take = pooling_ == Pooling::kMean || (pooling_ == Pooling::kFirst && pos == 0) ||
-                        (pooling_ == Pooling::kLast && pos == total_ - 1);
-      if (!take) continue;
-      for (int64_t d = 0; d < dim_; ++d)
-        sum_[static_cast<size_t>(d)] += h[d];
-    }
-  }
-
-  std::vector<double> result() const {
-    std::vector<double> v = sum_;
-    if (pooling_ == Pooling::kMean) {
-      for (double& x : v)
-        x /= static_cast<double>(total_);
-    }
-    return v;
-  }
-
- private:
-  Pooling pooling_;
-  int64_t dim_;
-  int64_t total_;
-  std::vector<double> sum_;
-};
-
-}  // namespace
 
 absl::Status run_encode(const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = Args::parse(argv, {"model", "threads", "input", "pooling"}, {"progress"});
   if (!args.ok()) return args.status();
   absl::StatusOr<std::string> input = args->required("input");
   if (!input.ok()) return input.status();
-  absl::StatusOr<Pooling> pooling = parse_pooling(args->get("pooling", "mean"));
-  if (!pooling.ok()) return pooling.status();
+  absl::StatusOr<model::Pooling> pooling = model::parse_pooling(args->get("pooling", "mean"));
+  if (!pooling.ok() || *pooling == model::Pooling::kNone) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--pooling: '", args->get("pooling", "mean"), "' is not one of mean, first, last"));
+  }
   absl::StatusOr<Runtime> rt = open_runtime(*args);
   if (!rt.ok()) return rt.status();
   const model::LongNetModel& m = *rt->model;
@@ -79,11 +37,11 @@ absl::Status run_encode(const std::vector<std::string>& argv) {
 
   const int64_t n = static_cast<int64_t>(ids.size());
   const int64_t dim = m.output_dim(model::DecoderOutput::kHidden);
-  Pooler pooler(*pooling, dim, n);
+  model::Pooler pooler(*pooling, /*normalize=*/false, dim, n);
   const bool progress = args->has("progress");
   const auto start = std::chrono::steady_clock::now();
   auto on_block = [&](int64_t first, int64_t rows, const float* hidden) {
-    pooler.add(first, rows, hidden);
+    pooler.add(first, rows, hidden, dim);
     if (progress) {
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       std::fprintf(stderr, "\rencoded %lld / %lld tokens (%.0f tokens/s)",

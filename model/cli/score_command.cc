@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "cli_args.h"
 #include "commands.h"
+#include "longnet/model/log_probs.h"
 #include "longnet/model/tokenizer.h"
 #include "runtime.h"
 
@@ -40,21 +41,15 @@ absl::Status run_score(const std::vector<std::string>& argv) {
   const size_t n = ids.size();
   double nats = 0.0;
   // Rows of ids[0 .. n-2] predict ids[1 .. n-1]; the last token predicts nothing.
-  absl::Status st = m.forward_chunked(
-      ctx, **seq, std::span<const int32_t>(ids).first(n - 1), kPrefillChunk, model::DecoderOutput::kLogits,
-      [&](int64_t first, int64_t rows, const float* logits) {
-        for (int64_t r = 0; r < rows; ++r) {
-          const float* row = logits + r * vocab;
-          double max = row[0];
-          for (int64_t v = 1; v < vocab; ++v)
-            max = std::max(max, static_cast<double>(row[v]));
-          double sum = 0.0;
-          for (int64_t v = 0; v < vocab; ++v)
-            sum += std::exp(static_cast<double>(row[v]) - max);
-          nats += max + std::log(sum) - static_cast<double>(row[ids[static_cast<size_t>(first + r + 1)]]);
-        }
-        return absl::OkStatus();
-      });
+  absl::Status st =
+      m.forward_chunked(ctx, **seq, std::span<const int32_t>(ids).first(n - 1), kPrefillChunk,
+                        model::DecoderOutput::kLogits, [&](int64_t first, int64_t rows, const float* logits) {
+                          for (int64_t r = 0; r < rows; ++r) {
+                            const std::span<const float> row(logits + r * vocab, static_cast<size_t>(vocab));
+                            nats -= model::log_probability(row, ids[static_cast<size_t>(first + r + 1)]);
+                          }
+                          return absl::OkStatus();
+                        });
   if (!st.ok()) return st;
   const double bits = nats / std::log(2.0);
   const size_t bytes = text->size();

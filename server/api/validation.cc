@@ -24,6 +24,20 @@ bool printable_ascii(std::string_view text) {
   return std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
 }
 
+model::SamplingParams sampling_from(const v1::GenerationParameters& p, const ModelTraits& model) {
+  model::SamplingParams s;
+  if (p.has_temperature()) s.temperature = p.temperature();
+  if (p.has_top_k()) s.top_k = p.top_k();
+  if (p.has_top_p()) s.top_p = p.top_p();
+  if (p.has_repetition_penalty()) s.repetition_penalty = p.repetition_penalty();
+  if (p.has_seed()) s.seed = p.seed();
+  if (!p.ignore_eos() && model.eos_id >= 0) s.stop_ids.push_back(model.eos_id);
+  for (int32_t id : p.stop_token_ids()) {
+    if (std::find(s.stop_ids.begin(), s.stop_ids.end(), id) == s.stop_ids.end()) s.stop_ids.push_back(id);
+  }
+  return s;
+}
+
 absl::Status check_parameters(const v1::GenerationParameters& p, const ModelTraits& model,
                               const RequestLimits& limits) {
   if (p.has_max_new_tokens() &&
@@ -31,19 +45,11 @@ absl::Status check_parameters(const v1::GenerationParameters& p, const ModelTrai
     return invalid("parameters.max_new_tokens", absl::StrCat(p.max_new_tokens(), " is not in [1, ",
                                                              limits.max_new_tokens, "] (max_new_tokens)"));
   }
-  if (p.has_temperature() && (!std::isfinite(p.temperature()) || p.temperature() < 0)) {
-    return invalid("parameters.temperature",
-                   absl::StrCat(p.temperature(), " is not a finite number >= 0 (0 = greedy)"));
-  }
-  if (p.has_top_k() && p.top_k() < 0) {
-    return invalid("parameters.top_k", absl::StrCat(p.top_k(), " is negative (0 = off)"));
-  }
-  if (p.has_top_p() && !(p.top_p() > 0 && p.top_p() <= 1)) {  // NaN fails both comparisons
-    return invalid("parameters.top_p", absl::StrCat(p.top_p(), " is not in (0, 1]"));
-  }
-  if (p.has_repetition_penalty() && (!std::isfinite(p.repetition_penalty()) || p.repetition_penalty() <= 0)) {
-    return invalid("parameters.repetition_penalty",
-                   absl::StrCat(p.repetition_penalty(), " is not a finite number > 0 (1 = off)"));
+  // The sampling values by the model's own rules (its messages start with the field's name).
+  model::SamplingParams sampling = sampling_from(p, model);
+  sampling.stop_ids.clear();  // stop_token_ids are checked below, with their index
+  if (absl::Status st = sampling.validate(); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("parameters.", st.message()));
   }
   if (p.stop_size() > limits.max_stop_sequences) {
     return invalid("parameters.stop",
@@ -69,20 +75,6 @@ absl::Status check_parameters(const v1::GenerationParameters& p, const ModelTrai
                    absl::StrCat(p.top_logprobs(), " is over max_top_logprobs ", limits.max_top_logprobs));
   }
   return absl::OkStatus();
-}
-
-model::SamplingParams sampling_from(const v1::GenerationParameters& p, const ModelTraits& model) {
-  model::SamplingParams s;
-  if (p.has_temperature()) s.temperature = p.temperature();
-  if (p.has_top_k()) s.top_k = p.top_k();
-  if (p.has_top_p()) s.top_p = p.top_p();
-  if (p.has_repetition_penalty()) s.repetition_penalty = p.repetition_penalty();
-  if (p.has_seed()) s.seed = p.seed();
-  if (!p.ignore_eos() && model.eos_id >= 0) s.stop_ids.push_back(model.eos_id);
-  for (int32_t id : p.stop_token_ids()) {
-    if (std::find(s.stop_ids.begin(), s.stop_ids.end(), id) == s.stop_ids.end()) s.stop_ids.push_back(id);
-  }
-  return s;
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine_impl.h"
-#include "token_scores.h"
+#include "longnet/model/log_probs.h"
 
 namespace longnet::server {
 namespace {
@@ -51,7 +51,8 @@ void Engine::Impl::finish(EncodeWork& w, absl::Status status) {
     w.sequence.reset();
   }
   if (status.ok()) {
-    outcome.pooled = w.pooler->result();
+    const std::vector<double> pooled = w.pooler->result();
+    outcome.pooled.assign(pooled.begin(), pooled.end());
     outcome.log_likelihood = w.log_likelihood;
     outcome.scored_tokens = w.job.score ? static_cast<int64_t>(w.job.ids.size()) - 1 : 0;
     outcome.tokens = static_cast<int64_t>(w.job.ids.size());
@@ -113,12 +114,12 @@ absl::Status Engine::Impl::encode_chunk(const model::ExecContext& ctx, EncodeWor
         const int64_t target = w.done + r + 1;  // row r predicts the token after it
         if (target >= n) break;
         const std::span<const float> row(o + r * stride + logits_offset, vocab);
-        const float lp = log_probability(row, ids[static_cast<size_t>(target)]);
+        const double lp = model::log_probability(row, ids[static_cast<size_t>(target)]);
         w.log_likelihood += lp;
         if (r + 1 < rows) {
-          if (job.return_token_logprobs) event.logprobs.push_back(lp);
+          if (job.return_token_logprobs) event.logprobs.push_back(static_cast<float>(lp));
         } else {
-          w.next_logprob = lp;
+          w.next_logprob = static_cast<float>(lp);
         }
       }
     }

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "engine.h"
+#include "longnet/model/pooling.h"
 #include "longnet/model/sampling.h"
-#include "pooler.h"
 
 // The engine's inside: the queue shared with callers, and the admitted work that only the engine thread
 // touches. engine.cc holds the thread, the queue and admission; generation.cc and encoding.cc one step
@@ -41,7 +41,7 @@ struct EncodeWork {
   Clock::time_point accepted;
   StageTimes times;
   std::unique_ptr<model::Sequence> sequence;  // decoder models: the document runs as one sequence
-  std::optional<Pooler> pooler;
+  std::optional<model::Pooler> pooler;
   int64_t done = 0;  // tokens encoded
   double log_likelihood = 0.0;
   float next_logprob = 0.0f;  // ln p of token `done`, predicted by the previous chunk's last row

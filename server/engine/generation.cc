@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine_impl.h"
-#include "token_scores.h"
+#include "longnet/model/log_probs.h"
 
 namespace longnet::server {
 
@@ -46,8 +46,8 @@ bool Engine::Impl::sample_next(GenerationWork& w, std::span<const float> logits)
   TokenEvent event;
   event.id = *next;
   if (w.job.logprobs || w.job.top_logprobs > 0) {
-    event.logprob = log_probability(logits, *next);
-    if (w.job.top_logprobs > 0) event.top = top_log_probabilities(logits, w.job.top_logprobs);
+    event.logprob = static_cast<float>(model::log_probability(logits, *next));
+    if (w.job.top_logprobs > 0) event.top = model::top_log_probabilities(logits, w.job.top_logprobs);
   }
   w.handle->publish(std::move(event));
   w.history.push_back(*next);

@@ -37,13 +37,8 @@ class Handle {
     cv_.wait_until(lock, until, [&] { return !pending_.events.empty() || pending_.done; });
     UpdateType out = std::move(pending_);
     pending_ = UpdateType{};
-    if (out.done) taken_done_ = true;
     pending_bytes_ = 0;
     return out;
-  }
-  bool finished() const {
-    std::lock_guard lock(mutex_);
-    return taken_done_;
   }
   // Ends the request: `why` is the status it finishes with (CANCELLED, DEADLINE_EXCEEDED, ...), or OK with
   // `reason` to end a generation normally (a stop sequence matched). Idempotent; the first call wins.
@@ -91,7 +86,6 @@ class Handle {
   std::condition_variable cv_;
   UpdateType pending_;
   size_t pending_bytes_ = 0;
-  bool taken_done_ = false;
   std::atomic<bool> cancel_requested_{false};
   absl::Status cancel_status_;
   FinishReason cancel_reason_ = FinishReason::kCancelled;

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "longnet/model/pooling.h"
 #include "longnet/model/sampling.h"
 
 // What the engine is asked to do, and what it hands back: plain types, no gRPC. The service layer turns
@@ -30,7 +31,7 @@ struct GenerationJob {
   Clock::time_point deadline = Clock::time_point::max();
 };
 
-enum class Pooling { kMean, kFirst, kLast, kNone };
+using Pooling = model::Pooling;  // mean, first, last or none
 
 struct EncodeJob {
   std::string request_id;

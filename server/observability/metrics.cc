@@ -59,13 +59,6 @@ Histogram& histogram(prometheus::Registry& registry, const std::string& name, co
   return prometheus::BuildHistogram().Name(name).Help(help).Register(registry).Add({}, buckets);
 }
 
-std::string bind_address(const std::string& host, int port) {
-  // For messages: IPv6 addresses in brackets.
-  if (host.find(':') != std::string::npos && !host.starts_with("["))
-    return fmt::format("[{}]:{}", host, port);
-  return fmt::format("{}:{}", host, port);
-}
-
 }  // namespace
 
 struct Metrics::Impl {
@@ -131,8 +124,8 @@ struct Metrics::Impl {
   std::mutex build_info_mutex;
   Gauge* build_info = nullptr;  // guarded by build_info_mutex
 
-  mutable std::mutex exposer_mutex;
-  std::unique_ptr<MetricsHttpServer> exposer;  // guarded by exposer_mutex
+  mutable std::mutex endpoint_mutex;
+  std::unique_ptr<MetricsHttpServer> endpoint;  // guarded by endpoint_mutex
 };
 
 Metrics::Metrics() : impl_(std::make_unique<Impl>()) {}
@@ -141,12 +134,11 @@ Metrics::Metrics() : impl_(std::make_unique<Impl>()) {}
 Metrics::~Metrics() = default;
 
 absl::Status Metrics::serve(const std::string& host, int port) {
-  std::lock_guard<std::mutex> lock(impl_->exposer_mutex);
-  const std::string address = bind_address(host, port);
-  if (impl_->exposer) {
+  std::lock_guard<std::mutex> lock(impl_->endpoint_mutex);
+  if (impl_->endpoint) {
     return absl::FailedPreconditionError(
-        fmt::format("metrics endpoint: already serving on port {}, cannot also serve {}",
-                    impl_->exposer->port(), address));
+        fmt::format("metrics endpoint: already serving on port {}, cannot also serve {}:{}",
+                    impl_->endpoint->port(), host, port));
   }
   if (port < 0 || port > 65535) {
     return absl::InvalidArgumentError(
@@ -155,13 +147,13 @@ absl::Status Metrics::serve(const std::string& host, int port) {
   absl::StatusOr<std::unique_ptr<MetricsHttpServer>> server =
       MetricsHttpServer::start(host, port, [this] { return render(); });
   if (!server.ok()) return server.status();
-  impl_->exposer = *std::move(server);
+  impl_->endpoint = *std::move(server);
   return absl::OkStatus();
 }
 
 int Metrics::bound_port() const {
-  std::lock_guard<std::mutex> lock(impl_->exposer_mutex);
-  return impl_->exposer ? impl_->exposer->port() : 0;
+  std::lock_guard<std::mutex> lock(impl_->endpoint_mutex);
+  return impl_->endpoint ? impl_->endpoint->port() : 0;
 }
 
 std::string Metrics::render() const {

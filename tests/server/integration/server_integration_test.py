@@ -50,6 +50,16 @@ def ids_request(ids, **params):
     return g.GenerateRequest(ids=pb["common"].TokenIds(ids=ids), parameters=g.GenerationParameters(**params))
 
 
+def write_class_doc(cls, text):
+    """`text` in a file of the test class's own temporary directory (removed after the class); its path."""
+    tmp = tempfile.TemporaryDirectory(prefix="longnet-it-doc-")
+    cls.addClassCleanup(tmp.cleanup)
+    path = os.path.join(tmp.name, "doc.txt")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def collect(stream):
     """A GenerateStream's messages -> (text, token ids, last message, messages)."""
     msgs = list(stream)
@@ -394,12 +404,8 @@ class EncodeLongDocument(ServerTest):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.tmp = tempfile.TemporaryDirectory(prefix="longnet-it-doc-")
-        cls.addClassCleanup(cls.tmp.cleanup)
         cls.text = H.deterministic_text(65536, seed=3)
-        cls.path = os.path.join(cls.tmp.name, "doc64k.txt")
-        with open(cls.path, "w") as f:
-            f.write(cls.text)
+        cls.path = write_class_doc(cls, cls.text)
         cls.ref_pooled = json.loads(H.longnet_run("encode", "--input", cls.path, "--pooling", "mean"))
         cls.ref_score = json.loads(H.longnet_run("score", "--input", cls.path))
 
@@ -440,12 +446,8 @@ class EncodeSemantics(ServerTest):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.tmp = tempfile.TemporaryDirectory(prefix="longnet-it-doc-")
-        cls.addClassCleanup(cls.tmp.cleanup)
         cls.text = H.deterministic_text(3000, seed=5)
-        cls.path = os.path.join(cls.tmp.name, "doc.txt")
-        with open(cls.path, "w") as f:
-            f.write(cls.text)
+        cls.path = write_class_doc(cls, cls.text)
         cls.ref = {p: json.loads(H.longnet_run("encode", "--input", cls.path, "--pooling", p))
                    for p in ("mean", "first", "last")}
         cls.ref_score = json.loads(H.longnet_run("score", "--input", cls.path))

@@ -1,11 +1,11 @@
-#include "token_scores.h"
+#include "longnet/model/log_probs.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
 
-namespace longnet::server {
+namespace longnet::model {
 
 double log_sum_exp(std::span<const float> logits) {
   double max = -std::numeric_limits<double>::infinity();
@@ -18,8 +18,8 @@ double log_sum_exp(std::span<const float> logits) {
   return max + std::log(sum);
 }
 
-float log_probability(std::span<const float> logits, int32_t id) {
-  return static_cast<float>(static_cast<double>(logits[static_cast<size_t>(id)]) - log_sum_exp(logits));
+double log_probability(std::span<const float> logits, int32_t id) {
+  return static_cast<double>(logits[static_cast<size_t>(id)]) - log_sum_exp(logits);
 }
 
 std::vector<std::pair<int32_t, float>> top_log_probabilities(std::span<const float> logits, int32_t n) {
@@ -42,4 +42,4 @@ std::vector<std::pair<int32_t, float>> top_log_probabilities(std::span<const flo
   return out;
 }
 
-}  // namespace longnet::server
+}  // namespace longnet::model

@@ -1,8 +1,19 @@
-#include "pooler.h"
+#include "longnet/model/pooling.h"
 
 #include <cmath>
 
-namespace longnet::server {
+#include "absl/strings/str_cat.h"
+
+namespace longnet::model {
+
+absl::StatusOr<Pooling> parse_pooling(std::string_view name) {
+  if (name == "mean") return Pooling::kMean;
+  if (name == "first") return Pooling::kFirst;
+  if (name == "last") return Pooling::kLast;
+  if (name == "none") return Pooling::kNone;
+  return absl::InvalidArgumentError(
+      absl::StrCat("pooling '", std::string(name), "' is not one of mean, first, last, none"));
+}
 
 Pooler::Pooler(Pooling pooling, bool normalize, int64_t dim, int64_t total_rows)
     : pooling_(pooling),
@@ -24,7 +35,7 @@ void Pooler::add(int64_t first, int64_t rows, const float* hidden, int64_t strid
   }
 }
 
-std::vector<float> Pooler::result() const {
+std::vector<double> Pooler::result() const {
   std::vector<double> v = sum_;
   if (pooling_ == Pooling::kMean && total_ > 0) {
     for (double& x : v)
@@ -40,7 +51,7 @@ std::vector<float> Pooler::result() const {
         x /= norm;
     }
   }
-  return {v.begin(), v.end()};
+  return v;
 }
 
-}  // namespace longnet::server
+}  // namespace longnet::model
