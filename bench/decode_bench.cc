@@ -1,6 +1,7 @@
 // Batched decode steps of the embedded demo model (or LONGNET_BENCH_MODEL): one forward() of B sequences
-// x 1 token each, after an 8-token prefill, as the server's engine runs them. Reports tokens/s, so the gain
-// of batching is tokens/s at B over tokens/s at 1.
+// x 1 token each, as the server's engine runs them, with contexts of 8 to 136 tokens (an 8-token prompt,
+// then 128 steps, then fresh sequences: the shape of bench/serve.sh's streams). Reports tokens/s, so the
+// gain of batching is tokens/s at B over tokens/s at 1.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -34,22 +35,32 @@ void BM_DecodeStep(benchmark::State& state) {
   const model::ExecContext ctx{&threads, &pool};
   const std::vector<int32_t> prompt = {256, 73, 110, 32, 116, 104, 101, 32};
   std::vector<float> logits(static_cast<size_t>((*m)->vocab_size()) * static_cast<size_t>(batch));
-  std::vector<std::unique_ptr<model::Sequence>> sequences;
-  for (int i = 0; i < batch; ++i) {
-    // Room for every step Google Benchmark may run (the cache stays bounded whatever the length).
-    sequences.push_back(*(*m)->start_sequence(ctx));
-    const model::DecodeChunk c{sequences.back().get(), prompt};
-    if (!(*m)->forward(ctx, {&c, 1}, model::DecoderOutput::kLastLogits, logits.data()).ok()) {
-      state.SkipWithError("prefill failed");
-      return;
-    }
-  }
+  std::vector<std::unique_ptr<model::Sequence>> sequences(static_cast<size_t>(batch));
   const std::vector<int32_t> next(static_cast<size_t>(batch), 65);
   std::vector<model::DecodeChunk> chunks;
-  for (int i = 0; i < batch; ++i)
-    chunks.push_back({sequences[static_cast<size_t>(i)].get(),
-                      std::span<const int32_t>(&next[static_cast<size_t>(i)], 1)});
+  auto restart = [&]() {
+    chunks.clear();
+    for (int i = 0; i < batch; ++i) {
+      auto& seq = sequences[static_cast<size_t>(i)];
+      seq = *(*m)->start_sequence(ctx);
+      const model::DecodeChunk c{seq.get(), prompt};
+      if (!(*m)->forward(ctx, {&c, 1}, model::DecoderOutput::kLastLogits, logits.data()).ok()) return false;
+      chunks.push_back({seq.get(), std::span<const int32_t>(&next[static_cast<size_t>(i)], 1)});
+    }
+    return true;
+  };
+  constexpr int kStepsPerSequence = 128;
+  int steps = 0;
   for (auto _ : state) {
+    if (steps++ % kStepsPerSequence == 0) {
+      state.PauseTiming();
+      const bool ok = restart();
+      state.ResumeTiming();
+      if (!ok) {
+        state.SkipWithError("prefill failed");
+        return;
+      }
+    }
     if (!(*m)->forward(ctx, chunks, model::DecoderOutput::kLastLogits, logits.data()).ok()) {
       state.SkipWithError("decode step failed");
       return;

@@ -28,8 +28,8 @@ absl::Status CrossAttention::project_memory(const ExecContext& ctx, int64_t memo
   if (!k.ok()) return k.status();
   absl::StatusOr<Tensor> v = scratch(ctx, memory_rows, embed_dim_);
   if (!v.ok()) return v.status();
-  k_proj_.forward(memory_rows, memory, embed_dim_, k->data<float>(), embed_dim_);
-  v_proj_.forward(memory_rows, memory, embed_dim_, v->data<float>(), embed_dim_);
+  k_proj_.forward(memory_rows, memory, embed_dim_, k->data<float>(), embed_dim_, *ctx.pool);
+  v_proj_.forward(memory_rows, memory, embed_dim_, v->data<float>(), embed_dim_, *ctx.pool);
   *keys = *std::move(k);
   *values = *std::move(v);
   return absl::OkStatus();
@@ -55,7 +55,7 @@ absl::Status CrossAttention::add_to(const ExecContext& ctx, int64_t rows, float*
     if (!t->ok()) return t->status();
   }
   norm_.forward(rows, residual, e, normed->data<float>(), e, *ctx.pool);
-  q_proj_.forward(rows, normed->data<float>(), e, q->data<float>(), e);
+  q_proj_.forward(rows, normed->data<float>(), e, q->data<float>(), e, *ctx.pool);
   // Not causal: every query sees the whole memory.
   const std::vector<int64_t> limits(static_cast<size_t>(rows), memory_rows);
   for (int64_t h = 0; h < heads_; ++h) {
@@ -66,7 +66,7 @@ absl::Status CrossAttention::add_to(const ExecContext& ctx, int64_t rows, float*
         std::span<float>(ws->data<float>(), static_cast<size_t>(ws_floats)), *ctx.pool);
     if (!s.ok()) return s;
   }
-  out_proj_.forward(rows, out->data<float>(), e, residual, e, Linear::Output::kAccumulate);
+  out_proj_.forward(rows, out->data<float>(), e, residual, e, *ctx.pool, Linear::Output::kAccumulate);
   return absl::OkStatus();
 }
 

@@ -25,7 +25,7 @@ Linear Linear::from(const ModelWeights& weights, const std::string& prefix, bool
 }
 
 void Linear::forward(int64_t rows, const float* x, int64_t x_stride, float* y, int64_t y_stride,
-                     Output output) const {
+                     [[maybe_unused]] kernels::ThreadPool& pool, Output output) const {
   if (rows == 0) return;
   // The bias goes into y first and the GEMM accumulates onto it (beta = 1): one pass over y, not two.
   const bool accumulate = output == Output::kAccumulate;
@@ -95,10 +95,10 @@ absl::Status FeedForward::add_to(const ExecContext& ctx, int64_t rows, float* x)
   if (!hidden.ok()) return hidden.status();
   float* h = hidden->data<float>();
   norm.forward(rows, x, e, normed->data<float>(), e, *ctx.pool);
-  fc1.forward(rows, normed->data<float>(), e, h, f);
+  fc1.forward(rows, normed->data<float>(), e, h, f, *ctx.pool);
   kernels::cpu::activation(activation, h, rows * f, *ctx.pool);
   if (inner_norm) inner_norm->forward(rows, h, f, h, f, *ctx.pool);
-  fc2.forward(rows, h, f, x, e, Linear::Output::kAccumulate);  // the residual add
+  fc2.forward(rows, h, f, x, e, *ctx.pool, Linear::Output::kAccumulate);  // the residual add
   return absl::OkStatus();
 }
 

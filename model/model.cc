@@ -206,20 +206,22 @@ absl::Status LongNetModel::forward(const ExecContext& ctx, std::span<const Decod
       std::copy_n(xn, total * e, out);
       break;
     case DecoderOutput::kLogits:
-      lm_head_.forward(total, xn, e, out, vocab_size());
+      lm_head_.forward(total, xn, e, out, vocab_size(), *ctx.pool);
       break;
     case DecoderOutput::kHiddenAndLogits: {
       const int64_t stride = e + vocab_size();
       for (int64_t r = 0; r < total; ++r)
         std::copy_n(xn + r * e, e, out + r * stride);
-      lm_head_.forward(total, xn, e, out + e, stride);
+      lm_head_.forward(total, xn, e, out + e, stride, *ctx.pool);
       break;
     }
     case DecoderOutput::kLastLogits:
+      // The last row of each chunk, gathered so that one product serves the whole batch.
       for (size_t c = 0; c < views.size(); ++c) {
         const int64_t last = views[c].row_begin + views[c].rows - 1;
-        lm_head_.forward(1, xn + last * e, e, out + static_cast<int64_t>(c) * vocab_size(), vocab_size());
+        if (last != static_cast<int64_t>(c)) std::copy_n(xn + last * e, e, xn + static_cast<int64_t>(c) * e);
       }
+      lm_head_.forward(static_cast<int64_t>(views.size()), xn, e, out, vocab_size(), *ctx.pool);
       break;
   }
   return absl::OkStatus();

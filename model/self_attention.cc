@@ -63,9 +63,9 @@ absl::Status DilatedSelfAttention::forward_cached(const ExecContext& ctx,
   for (const auto* t : {&q, &k, &v, &acc, &acc_lse}) {
     if (!t->ok()) return t->status();
   }
-  q_proj_.forward(total, x_normed, e, q->data<float>(), e);
-  k_proj_.forward(total, x_normed, e, k->data<float>(), e);
-  v_proj_.forward(total, x_normed, e, v->data<float>(), e);
+  q_proj_.forward(total, x_normed, e, q->data<float>(), e, *ctx.pool);
+  k_proj_.forward(total, x_normed, e, k->data<float>(), e, *ctx.pool);
+  v_proj_.forward(total, x_normed, e, v->data<float>(), e, *ctx.pool);
   std::fill_n(acc->data<float>(), total * e, 0.0f);
   std::fill_n(acc_lse->data<float>(), total * heads_, kNegInf);
   auto attend = [&](const SequenceChunk& c) {
@@ -96,7 +96,7 @@ absl::Status DilatedSelfAttention::forward_cached(const ExecContext& ctx,
   }
   float* a = acc->data<float>();
   if (inner_norm_) inner_norm_->forward(total, a, e, a, e, *ctx.pool);
-  out_proj_.forward(total, a, e, residual, e, Linear::Output::kAccumulate);
+  out_proj_.forward(total, a, e, residual, e, *ctx.pool, Linear::Output::kAccumulate);
   return absl::OkStatus();
 }
 
@@ -277,9 +277,9 @@ absl::Status DilatedSelfAttention::forward_block(const ExecContext& ctx, int64_t
   for (const auto* t : {&q, &k, &v, &out, &lse}) {
     if (!t->ok()) return t->status();
   }
-  q_proj_.forward(rows, x_normed, e, q->data<float>(), e);
-  k_proj_.forward(rows, x_normed, e, k->data<float>(), e);
-  v_proj_.forward(rows, x_normed, e, v->data<float>(), e);
+  q_proj_.forward(rows, x_normed, e, q->data<float>(), e, *ctx.pool);
+  k_proj_.forward(rows, x_normed, e, k->data<float>(), e, *ctx.pool);
+  v_proj_.forward(rows, x_normed, e, v->data<float>(), e, *ctx.pool);
   if (xpos) {
     absl::Status s =
         apply_xpos(ctx, rows, first_position, first_position + rows / 2, q->data<float>(), k->data<float>());
@@ -306,7 +306,7 @@ absl::Status DilatedSelfAttention::forward_block(const ExecContext& ctx, int64_t
   if (!s.ok()) return s;
   float* o = out->data<float>();
   if (inner_norm_) inner_norm_->forward(rows, o, e, o, e, *ctx.pool);
-  out_proj_.forward(rows, o, e, residual, e, Linear::Output::kAccumulate);
+  out_proj_.forward(rows, o, e, residual, e, *ctx.pool, Linear::Output::kAccumulate);
   return absl::OkStatus();
 }
 

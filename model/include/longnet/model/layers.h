@@ -36,8 +36,9 @@ struct Linear {
   enum class Output { kOverwrite, kAccumulate };
 
   static Linear from(const ModelWeights& weights, const std::string& prefix, bool has_bias = true);
+  // Few rows (decode steps) run on kernels::cpu::matmul_rows over `pool`; many rows through BLAS.
   void forward(int64_t rows, const float* x, int64_t x_stride, float* y, int64_t y_stride,
-               Output output = Output::kOverwrite) const;
+               kernels::ThreadPool& pool, Output output = Output::kOverwrite) const;
 };
 
 struct Norm {
