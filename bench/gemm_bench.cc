@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "longnet/kernels/gemm.h"
+#include "longnet/kernels/thread_pool.h"
 
 namespace longnet::kernels {
 namespace {
@@ -91,6 +92,47 @@ BENCHMARK(BM_Sgemv)
     ->Args({768, 3072})
     ->Args({32000, 768})
     ->Unit(benchmark::kMicrosecond);
+
+// A decode step of a batch: `rows` tokens through a Linear layer, on the BLAS route (BM_DecodeGemmBlas)
+// and on matmul_rows, the engine's route for up to kMatmulRowsMax rows (BM_DecodeGemmRows). Same shapes,
+// so the ratio of their gflops is what the engine gains.
+void BM_DecodeGemmBlas(benchmark::State& state) {
+  run_gemm(state, state.range(0), state.range(1), state.range(2), true);
+}
+
+void BM_DecodeGemmRows(benchmark::State& state) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const std::vector<float> a = filled(m * k, 1);
+  const std::vector<float> w = filled(n * k, 2);
+  std::vector<float> c(static_cast<size_t>(m * n));
+  MatmulRowsShape s;
+  s.m = m;
+  s.n = n;
+  s.k = k;
+  s.lda = k;
+  s.ldw = k;
+  s.ldc = n;
+  ThreadPool pool;
+  const auto start = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    cpu::matmul_rows(s, a.data(), w.data(), c.data(), pool);
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  set_gflops(state, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), m, n, k);
+}
+
+void decode_shapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"rows", "out", "in"});
+  for (int64_t rows : {1, 8, 32, 64}) {
+    b->Args({rows, 1024, 256});  // the demo model's fc1
+    b->Args({rows, 256, 1024});  // its fc2
+    b->Args({rows, 3072, 768});  // a base-sized fc1
+  }
+  b->Unit(benchmark::kMicrosecond);
+}
+BENCHMARK(BM_DecodeGemmBlas)->Apply(decode_shapes);
+BENCHMARK(BM_DecodeGemmRows)->Apply(decode_shapes);
 
 }  // namespace
 }  // namespace longnet::kernels

@@ -25,7 +25,7 @@ Linear Linear::from(const ModelWeights& weights, const std::string& prefix, bool
 }
 
 void Linear::forward(int64_t rows, const float* x, int64_t x_stride, float* y, int64_t y_stride,
-                     [[maybe_unused]] kernels::ThreadPool& pool, Output output) const {
+                     kernels::ThreadPool& pool, Output output) const {
   if (rows == 0) return;
   // The bias goes into y first and the GEMM accumulates onto it (beta = 1): one pass over y, not two.
   const bool accumulate = output == Output::kAccumulate;
@@ -40,12 +40,25 @@ void Linear::forward(int64_t rows, const float* x, int64_t x_stride, float* y, i
       }
     }
   }
+  const bool onto_y = bias != nullptr || accumulate;
+  if (rows <= kernels::cpu::kMatmulRowsMax) {
+    kernels::MatmulRowsShape shape;
+    shape.m = rows;
+    shape.n = out_features;
+    shape.k = in_features;
+    shape.lda = x_stride;
+    shape.ldw = in_features;
+    shape.ldc = y_stride;
+    shape.accumulate = onto_y;
+    kernels::cpu::matmul_rows(shape, x, weight, y, pool);
+    return;
+  }
   kernels::GemmShape shape;
   shape.trans_b = kernels::Transpose::kYes;
   shape.m = rows;
   shape.n = out_features;
   shape.k = in_features;
-  shape.beta = (bias != nullptr || accumulate) ? 1.0f : 0.0f;
+  shape.beta = onto_y ? 1.0f : 0.0f;
   shape.lda = x_stride;
   shape.ldb = in_features;
   shape.ldc = y_stride;

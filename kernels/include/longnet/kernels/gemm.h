@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "longnet/kernels/thread_pool.h"
 
 // Row-major single-precision matrix products: C = alpha * op(A) op(B) + beta * C, with op(A) M x K,
 // op(B) K x N and C M x N. The CPU path goes through BLAS (cblas_sgemm, or cblas_sgemv for the
@@ -49,17 +50,38 @@ struct GemvShape {
   int64_t incy = 1;
 };
 
+// C = A W^T, or C += A W^T when accumulate: A is m x k (rows lda apart), W is n x k (rows ldw apart: a
+// torch Linear's weight, out_features x in_features), C is m x n (rows ldc apart).
+struct MatmulRowsShape {
+  int64_t m = 0;
+  int64_t n = 0;
+  int64_t k = 0;
+  int64_t lda = 0;
+  int64_t ldw = 0;
+  int64_t ldc = 0;
+  bool accumulate = false;
+};
+
 // InvalidArgument naming the field when a dimension is negative, a leading dimension too small, or a
 // dimension too large for the BLAS integer type. The kernels assume shapes that pass these checks.
 absl::Status validate_gemm(const GemmShape& shape);
 absl::Status validate_gemm(const GemmShape& shape, const GemmBatch& batch);
 absl::Status validate_gemv(const GemvShape& shape);
+absl::Status validate_matmul_rows(const MatmulRowsShape& shape);
 
 namespace cpu {
 // Picks the route: cblas_sgemv when M == 1 or N == 1, cblas_sgemm otherwise. BLAS runs its own threads.
 void gemm(const GemmShape& shape, const float* a, const float* b, float* c);
 void gemm_batched(const GemmShape& shape, const GemmBatch& batch, const float* a, const float* b, float* c);
 void gemv(const GemvShape& shape, const float* a, const float* x, float* y);
+
+// The product of MatmulRowsShape for few rows of A (decode steps of a batch: up to kMatmulRowsMax), on our
+// own SIMD loops and `pool`: W is read where it lies (no packed copy), each strip of 4 of its rows once
+// from memory for all rows of A, with k along the vector lanes. BLAS would repack W on every call, which
+// costs as much as the arithmetic at these sizes. Deterministic: the result does not depend on the
+// thread count.
+inline constexpr int64_t kMatmulRowsMax = 64;
+void matmul_rows(const MatmulRowsShape& shape, const float* a, const float* w, float* c, ThreadPool& pool);
 }  // namespace cpu
 
 namespace reference {
