@@ -56,6 +56,15 @@ absl::StatusOr<DilatedKvCache> DilatedKvCache::create(int64_t layers, int64_t he
       slot.count.assign(static_cast<size_t>(heads), 0);
     }
   }
+  const auto half = static_cast<size_t>(head_dim / 2);
+  const size_t num_branches = branches.size();
+  XposMemo& memo = cache.xpos_memo_;
+  memo.cos.resize(half);
+  memo.sin.resize(half);
+  memo.scale.reserve(half);
+  memo.centre.assign(num_branches, -1);
+  memo.q_scale.resize(num_branches * half);
+  memo.k_scale.resize(num_branches * half);
   return cache;
 }
 

@@ -14,8 +14,97 @@ namespace longnet::model {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr int64_t kCacheLineFloats = 16;
+
+int64_t round_up(int64_t n, int64_t step) {
+  return kernels::ceil_div(n, step) * step;
+}
+
+// Moves `kv` to the segment (w positions long) of `position`, forgetting the one before; returns the
+// segment's first position.
+int64_t enter_segment(BranchKv& kv, int64_t position, int64_t w) {
+  const int64_t segment = position / w;
+  if (kv.segment != segment) {
+    kv.segment = segment;
+    std::fill(kv.count.begin(), kv.count.end(), 0);
+    kv.centre = segment * w;
+  }
+  return segment * w;
+}
+
+// prefix_attention's workspace for one query over the largest cache of any chunk's branch: it serves every
+// smaller one (prefix_attention_workspace_floats).
+int64_t token_workspace_floats(std::span<const SequenceChunk> chunks, int64_t num_branches, int64_t head_dim,
+                               int num_threads) {
+  int64_t capacity = 0;
+  for (const SequenceChunk& c : chunks) {
+    for (int64_t b = 0; b < num_branches; ++b)
+      capacity = std::max(capacity, c.cache->capacity(b));
+  }
+  kernels::PrefixAttentionShape shape;
+  shape.num_queries = 1;
+  shape.num_keys = capacity;
+  shape.head_dim = head_dim;
+  shape.q_stride = shape.k_stride = shape.v_stride = shape.out_stride = head_dim;
+  return kernels::cpu::prefix_attention_workspace_floats(shape, num_threads);
+}
+
+// Points the sequence's XPOS memo at position t and at a layer's scales. Whatever it held for another
+// position or other scales is dropped; the rotation, which depends on t alone, is rebuilt with t.
+void enter_xpos_memo(XposMemo& memo, const kernels::XposPairConstants& constants,
+                     std::span<const float> scale, int64_t t) {
+  if (memo.scale_base != constants.scale_base || !std::ranges::equal(memo.scale, scale)) {
+    memo.scale.assign(scale.begin(), scale.end());
+    memo.scale_base = constants.scale_base;
+    std::fill(memo.centre.begin(), memo.centre.end(), -1);
+  }
+  if (memo.position == t) return;
+  memo.position = t;
+  std::fill(memo.centre.begin(), memo.centre.end(), -1);
+  kernels::cpu::xpos_rotation(constants, t, memo.cos.data(), memo.sin.data());
+}
+
+// Offset of branch b's scales in the memo (q_scale, k_scale) around `centre`, built unless an earlier
+// layer of this step built them.
+size_t xpos_memo_scales(XposMemo& memo, const kernels::XposPairConstants& constants, int64_t b,
+                        int64_t centre) {
+  const auto at = static_cast<size_t>(b * constants.half_dim());
+  int64_t& built_for = memo.centre[static_cast<size_t>(b)];
+  if (built_for != centre) {
+    built_for = centre;
+    kernels::cpu::xpos_scales(constants, memo.position, static_cast<double>(centre), memo.q_scale.data() + at,
+                              memo.k_scale.data() + at);
+  }
+  return at;
+}
 
 }  // namespace
+
+// One thread's buffers for decode steps, reused by every chunk it attends in a forward_cached call: the
+// token's q and k rows rotated (XPOS), one head's scaled query and output, and prefix_attention's
+// workspace. One block per call, where every chunk used to take a dozen allocations per layer.
+struct DilatedSelfAttention::TokenScratch {
+  float* q_rotated = nullptr;  // embed_dim floats each
+  float* k_rotated = nullptr;
+  float* query = nullptr;  // head_dim floats each
+  float* out = nullptr;
+  std::span<float> workspace;
+
+  // Floats of one thread's set, in whole cache lines so that threads never share one.
+  static int64_t floats(int64_t embed_dim, int64_t head_dim, int64_t workspace_floats) {
+    return round_up(2 * embed_dim + 2 * head_dim + workspace_floats, kCacheLineFloats);
+  }
+
+  static TokenScratch carve(float* p, int64_t embed_dim, int64_t head_dim, int64_t workspace_floats) {
+    TokenScratch s;
+    s.q_rotated = p;
+    s.k_rotated = s.q_rotated + embed_dim;
+    s.query = s.k_rotated + embed_dim;
+    s.out = s.query + head_dim;
+    s.workspace = std::span<float>(s.out + head_dim, static_cast<size_t>(workspace_floats));
+    return s;
+  }
+};
 
 DilatedSelfAttention DilatedSelfAttention::from(const ModelWeights& weights, const ModelConfig& config,
                                                 const StackConfig& stack, const std::string& prefix) {
@@ -32,6 +121,13 @@ DilatedSelfAttention DilatedSelfAttention::from(const ModelWeights& weights, con
     const Tensor& scale = weights.get(absl::StrCat(prefix, "self_attn.xpos.scale"));
     a.xpos_scale_ = std::span<const float>(scale.data<float>(), static_cast<size_t>(scale.numel()));
     a.xpos_scale_base_ = config.xpos_scale_base;
+    absl::StatusOr<kernels::XposPairConstants> constants =
+        kernels::xpos_pair_constants({stack.head_dim(), a.xpos_scale_base_, a.xpos_scale_});
+    if (constants.ok()) {
+      a.xpos_constants_ = *std::move(constants);
+    } else {
+      a.xpos_status_ = constants.status();
+    }
     float smallest = 1.0f;
     for (float v : a.xpos_scale_)
       smallest = std::min(smallest, v);
@@ -50,9 +146,14 @@ DilatedSelfAttention DilatedSelfAttention::from(const ModelWeights& weights, con
 absl::Status DilatedSelfAttention::forward_cached(const ExecContext& ctx,
                                                   std::span<const SequenceChunk> chunks, int64_t layer,
                                                   const float* x_normed, float* residual) const {
+  if (!xpos_status_.ok()) return xpos_status_;
   int64_t total = 0;
-  for (const SequenceChunk& c : chunks)
+  bool any_token = false;
+  for (const SequenceChunk& c : chunks) {
+    if (c.cache == nullptr) return absl::InternalError("DilatedSelfAttention: a chunk without a KV cache");
     total = std::max(total, c.row_begin + c.rows);
+    any_token = any_token || c.rows == 1;
+  }
   if (total == 0) return absl::OkStatus();
   const int64_t e = embed_dim_;
   absl::StatusOr<Tensor> q = scratch(ctx, total, e);
@@ -68,11 +169,26 @@ absl::Status DilatedSelfAttention::forward_cached(const ExecContext& ctx,
   v_proj_.forward(total, x_normed, e, v->data<float>(), e, *ctx.pool);
   std::fill_n(acc->data<float>(), total * e, 0.0f);
   std::fill_n(acc_lse->data<float>(), total * heads_, kNegInf);
-  auto attend = [&](const SequenceChunk& c) {
+  const int threads = ctx.pool->num_threads();
+  const int64_t token_workspace =
+      any_token ? token_workspace_floats(chunks, static_cast<int64_t>(branches_.size()), head_dim_, threads)
+                : 0;
+  const int64_t token_floats = TokenScratch::floats(e, head_dim_, token_workspace);
+  absl::StatusOr<Tensor> token_block =
+      any_token ? scratch(ctx, threads, token_floats) : absl::StatusOr<Tensor>(Tensor());
+  if (!token_block.ok()) return token_block.status();
+  // `thread` picks the caller's set of decode buffers: parallel_for's thread index, or 0 outside a loop.
+  auto attend = [&](const SequenceChunk& c, int thread) {
     const int64_t r0 = c.row_begin;
-    return attend_chunk(ctx, c, layer, q->data<float>() + r0 * e, k->data<float>() + r0 * e,
-                        v->data<float>() + r0 * e, acc->data<float>() + r0 * e,
-                        acc_lse->data<float>() + r0 * heads_);
+    const float* cq = q->data<float>() + r0 * e;
+    const float* ck = k->data<float>() + r0 * e;
+    const float* cv = v->data<float>() + r0 * e;
+    float* c_acc = acc->data<float>() + r0 * e;
+    float* c_lse = acc_lse->data<float>() + r0 * heads_;
+    if (c.rows != 1) return attend_chunk(ctx, c, layer, cq, ck, cv, c_acc, c_lse);
+    const TokenScratch buffers = TokenScratch::carve(token_block->data<float>() + thread * token_floats, e,
+                                                     head_dim_, token_workspace);
+    return attend_token(ctx, c, layer, cq, ck, cv, c_acc, c_lse, buffers);
   };
   // Long chunks (prefill) one after the other, each parallel inside; short ones (decode steps of a
   // batch) side by side, one chunk per task: their kernels are too small to split, and the loops they
@@ -80,15 +196,15 @@ absl::Status DilatedSelfAttention::forward_cached(const ExecContext& ctx,
   std::vector<size_t> short_chunks;
   for (size_t i = 0; i < chunks.size(); ++i) {
     if (chunks[i].rows > kShortChunkRows || chunks.size() == 1) {
-      if (absl::Status s = attend(chunks[i]); !s.ok()) return s;
+      if (absl::Status s = attend(chunks[i], 0); !s.ok()) return s;
     } else {
       short_chunks.push_back(i);
     }
   }
   if (!short_chunks.empty()) {
     std::vector<absl::Status> status(short_chunks.size());
-    ctx.pool->parallel_for(static_cast<int64_t>(short_chunks.size()), [&](int64_t t, int) {
-      status[static_cast<size_t>(t)] = attend(chunks[short_chunks[static_cast<size_t>(t)]]);
+    ctx.pool->parallel_for(static_cast<int64_t>(short_chunks.size()), [&](int64_t t, int thread) {
+      status[static_cast<size_t>(t)] = attend(chunks[short_chunks[static_cast<size_t>(t)]], thread);
     });
     for (const absl::Status& s : status) {
       if (!s.ok()) return s;
@@ -100,10 +216,86 @@ absl::Status DilatedSelfAttention::forward_cached(const ExecContext& ctx,
   return absl::OkStatus();
 }
 
+// Position t of one sequence (a decode step). Per branch, the heads that see t append its key and value to
+// their caches and attend over all the cache holds: t is the newest entry, so every key is visible. XPOS
+// rotates q and k once for all branches; only the scales depend on a branch (its centre), and the factors
+// come from the sequence's memo, which the step's first layer fills.
+absl::Status DilatedSelfAttention::attend_token(const ExecContext& ctx, const SequenceChunk& chunk,
+                                                int64_t layer, const float* q, const float* k, const float* v,
+                                                float* acc, float* acc_lse,
+                                                const TokenScratch& scratch) const {
+  const int64_t t = chunk.first_position;
+  const int64_t d = head_dim_;
+  const bool xpos = !xpos_scale_.empty();
+  XposMemo& memo = chunk.cache->xpos_memo();
+  if (xpos) {
+    enter_xpos_memo(memo, xpos_constants_, xpos_scale_, t);
+    kernels::cpu::xpos_rotate_row(memo.cos.data(), memo.sin.data(), heads_, d, q, scratch.q_rotated);
+    kernels::cpu::xpos_rotate_row(memo.cos.data(), memo.sin.data(), heads_, d, k, scratch.k_rotated);
+    q = scratch.q_rotated;
+    k = scratch.k_rotated;
+  }
+  for (int64_t b = 0; b < static_cast<int64_t>(branches_.size()); ++b) {
+    BranchKv& kv = chunk.cache->at(layer, b);
+    const int64_t r = branches_[b].dilation;
+    const int64_t seen_by = (t - enter_segment(kv, t, branches_[b].segment_length)) % r;  // a head offset
+    const float* q_scale = nullptr;
+    const float* k_scale = nullptr;
+    if (xpos) {
+      if (t - kv.centre > kXposRecentre) recentre_keys(kv, t);
+      const size_t at = xpos_memo_scales(memo, xpos_constants_, b, kv.centre);
+      q_scale = memo.q_scale.data() + at;
+      k_scale = memo.k_scale.data() + at;
+    }
+    for (int64_t h = 0; h < heads_; ++h) {
+      if (kernels::head_offset(h, heads_, r) != seen_by) continue;
+      absl::Status s = attend_token_head(ctx, kv, h, q + h * d, k + h * d, v + h * d, q_scale, k_scale,
+                                         scratch, acc + h * d, acc_lse + h);
+      if (!s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Head h of a branch that sees the token: its key (scaled by k_scale, for the branch's XPOS centre) and
+// value join the head's cache, then its query (scaled by q_scale) attends over the cache and the result
+// merges into the head's output. The scales are nullptr without XPOS.
+absl::Status DilatedSelfAttention::attend_token_head(const ExecContext& ctx, BranchKv& kv, int64_t h,
+                                                     const float* q, const float* k, const float* v,
+                                                     const float* q_scale, const float* k_scale,
+                                                     const TokenScratch& scratch, float* acc,
+                                                     float* acc_lse) const {
+  const int64_t d = head_dim_;
+  int64_t& count = kv.count[static_cast<size_t>(h)];
+  if (count == kv.keys.dim(1)) {
+    return absl::InternalError(absl::StrCat("KV cache overflow: head ", h, " holds ", count, " = capacity"));
+  }
+  if (k_scale != nullptr) {
+    kernels::cpu::xpos_scale_head(k_scale, d, k, kv.key(h, count));
+    kernels::cpu::xpos_scale_head(q_scale, d, q, scratch.query);
+    q = scratch.query;
+  } else {
+    std::copy_n(k, d, kv.key(h, count));
+  }
+  std::copy_n(v, d, kv.value(h, count));
+  ++count;
+  kernels::PrefixAttentionShape shape;
+  shape.num_queries = 1;
+  shape.num_keys = count;
+  shape.head_dim = d;
+  shape.q_stride = shape.k_stride = shape.v_stride = shape.out_stride = d;
+  const int64_t limit = count;
+  float lse = 0.0f;
+  absl::Status s = kernels::cpu::prefix_attention(shape, q, kv.key(h, 0), kv.value(h, 0), {&limit, 1},
+                                                  scratch.out, &lse, scratch.workspace, *ctx.pool);
+  if (!s.ok()) return s;
+  kernels::cpu::merge_attention_lse(1, d, scratch.out, d, &lse, acc, d, acc_lse);
+  return absl::OkStatus();
+}
+
 absl::Status DilatedSelfAttention::attend_chunk(const ExecContext& ctx, const SequenceChunk& chunk,
                                                 int64_t layer, const float* q, const float* k, const float* v,
                                                 float* acc, float* acc_lse) const {
-  if (chunk.cache == nullptr) return absl::InternalError("DilatedSelfAttention: a chunk without a KV cache");
   const int64_t e = embed_dim_;
   const bool xpos = !xpos_scale_.empty();
   absl::StatusOr<Tensor> xq;
@@ -119,15 +311,9 @@ absl::Status DilatedSelfAttention::attend_chunk(const ExecContext& ctx, const Se
     BranchKv& kv = chunk.cache->at(layer, b);
     const int64_t w = branches_[b].segment_length;
     for (int64_t pos = chunk.first_position; pos < end;) {
-      const int64_t segment = pos / w;
-      const int64_t segment_start = segment * w;
+      const int64_t segment_start = enter_segment(kv, pos, w);
       const int64_t piece_end = std::min(segment_start + w, end);
       const int64_t n = piece_end - pos;
-      if (kv.segment != segment) {  // a new segment: the branch forgets the previous one
-        kv.segment = segment;
-        std::fill(kv.count.begin(), kv.count.end(), 0);
-        kv.centre = segment_start;
-      }
       const int64_t row = pos - chunk.first_position;
       const float* pq = q + row * e;
       const float* pk = k + row * e;
@@ -261,6 +447,7 @@ void DilatedSelfAttention::recentre_keys(BranchKv& kv, int64_t new_centre) const
 
 absl::Status DilatedSelfAttention::forward_block(const ExecContext& ctx, int64_t rows, int64_t first_position,
                                                  const float* x_normed, float* residual) const {
+  if (!xpos_status_.ok()) return xpos_status_;
   if (rows == 0) return absl::OkStatus();
   const bool xpos = !xpos_scale_.empty();
   if (xpos && rows > xpos_max_block_) {

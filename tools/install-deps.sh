@@ -11,7 +11,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-dev libpcre2-dev
   # The server: Prometheus metrics (with its embedded HTTP server) and the gRPC Python runtime that the
-  # integration tests, the README's example and the Python client use.
+  # integration tests and the README's example use.
   prometheus-cpp-dev python3-grpcio python3-protobuf
   # TLS: the server checks its PEM files with OpenSSL (libssl-dev, which gRPC links already); the tests make
   # throwaway certificates with the openssl command-line tool.

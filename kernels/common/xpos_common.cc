@@ -63,6 +63,18 @@ absl::Status validate_xpos_rows(const XposApplyShape& shape, int64_t head_dim) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<XposPairConstants> xpos_pair_constants(const XposConfig& config) {
+  if (auto status = validate_xpos(config); !status.ok()) return status;
+  XposPairConstants constants;
+  constants.scale_base = config.scale_base;
+  const int64_t half = config.head_dim / 2;
+  for (int64_t j = 0; j < half; ++j) {
+    constants.inv_freq.push_back(xpos_inv_freq(j, half));
+    constants.log_scale.push_back(std::log(static_cast<double>(config.scale[static_cast<size_t>(j)])));
+  }
+  return constants;
+}
+
 double xpos_inv_freq(int64_t j, int64_t half_dim) {
   return std::pow(10000.0, -static_cast<double>(j) / static_cast<double>(half_dim));
 }

@@ -438,12 +438,19 @@ absl::Status prefix_attention(const PrefixAttentionShape& shape, const float* q,
         finish_row(ctx, j0 + i, st.acc + i * plan.dim_padded, st.m[i], st.l[i]);
     });
   } else {
-    pool.parallel_for(plan.num_tiles * chunks, [&](int64_t task, int thread) {
+    const auto row_task = [&](int64_t task, int thread) {
       const int64_t j = tile_of(task);
       const State st = task_state(j, task % chunks, thread);
       run_row(ctx, j, task % chunks, thread_base + thread * plan.thread_floats, st);
       if (chunks == 1) finish_row(ctx, j, st.acc, *st.m, *st.l);
-    });
+    };
+    // A decode step over at most kRowChunkKeys keys is one task: run here, it skips the loop's setup (a
+    // std::function, which may allocate), a noticeable part of a short cache's attention.
+    if (plan.num_tiles * chunks == 1) {
+      row_task(0, 0);
+    } else {
+      pool.parallel_for(plan.num_tiles * chunks, row_task);
+    }
   }
   if (chunks > 1) pool.parallel_for(plan.num_tiles, [&](int64_t tile, int) { combine_tile(ctx, tile); });
   return absl::OkStatus();

@@ -11,9 +11,31 @@
 
 namespace longnet::kernels::cpu {
 
+// Angles and scales in double, rounded to float once: in float, t * inv_freq alone loses 1e-3 rad by
+// t = 16K.
+void xpos_rotation(const XposPairConstants& constants, int64_t position, float* cos, float* sin) {
+  const auto t = static_cast<double>(position);
+  for (int64_t j = 0; j < constants.half_dim(); ++j) {
+    const double theta = t * constants.inv_freq[static_cast<size_t>(j)];
+    cos[j] = static_cast<float>(std::cos(theta));
+    sin[j] = static_cast<float>(std::sin(theta));
+  }
+}
+
+void xpos_scales(const XposPairConstants& constants, int64_t position, double centre, float* q_scale,
+                 float* k_scale) {
+  const double power = (static_cast<double>(position) - centre) / constants.scale_base;
+  for (int64_t j = 0; j < constants.half_dim(); ++j) {
+    const double log_scale = constants.log_scale[static_cast<size_t>(j)];
+    q_scale[j] = static_cast<float>(std::exp(power * log_scale));
+    k_scale[j] = static_cast<float>(std::exp(-power * log_scale));
+  }
+}
+
 absl::Status build_xpos_table(const XposConfig& config, int64_t first_position, int64_t num_positions,
                               double centre, XposTable* table, ThreadPool& pool) {
-  if (auto status = validate_xpos(config); !status.ok()) return status;
+  absl::StatusOr<XposPairConstants> constants = xpos_pair_constants(config);
+  if (!constants.ok()) return constants.status();
   if (first_position < 0 || num_positions < 0) {
     return absl::InvalidArgumentError(absl::StrCat("xpos: first_position = ", first_position,
                                                    " and num_positions = ", num_positions,
@@ -30,26 +52,12 @@ absl::Status build_xpos_table(const XposConfig& config, int64_t first_position, 
   table->sin.resize(size);
   table->q_scale.resize(size);
   table->k_scale.resize(size);
-
-  std::vector<double> inv_freq(static_cast<size_t>(half));
-  std::vector<double> log_scale(static_cast<size_t>(half));
-  for (int64_t j = 0; j < half; ++j) {
-    inv_freq[j] = xpos_inv_freq(j, half);
-    log_scale[j] = std::log(static_cast<double>(config.scale[j]));
-  }
-  // Everything in double and rounded once: in float, t * inv_freq alone loses 1e-3 rad by t = 16K.
   parallel_rows(pool, num_positions, 4 * half, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
-      const auto t = static_cast<double>(first_position + i);
-      const double power = (t - centre) / config.scale_base;
-      for (int64_t j = 0; j < half; ++j) {
-        const double theta = t * inv_freq[j];
-        const auto at = static_cast<size_t>(i * half + j);
-        table->cos[at] = static_cast<float>(std::cos(theta));
-        table->sin[at] = static_cast<float>(std::sin(theta));
-        table->q_scale[at] = static_cast<float>(std::exp(power * log_scale[j]));
-        table->k_scale[at] = static_cast<float>(std::exp(-power * log_scale[j]));
-      }
+      const auto at = static_cast<size_t>(i * half);
+      xpos_rotation(*constants, first_position + i, table->cos.data() + at, table->sin.data() + at);
+      xpos_scales(*constants, first_position + i, centre, table->q_scale.data() + at,
+                  table->k_scale.data() + at);
     }
   });
   return absl::OkStatus();
@@ -85,6 +93,27 @@ absl::Status apply_xpos(const XposApplyShape& shape, XposRole role, const XposTa
     }
   });
   return absl::OkStatus();
+}
+
+void xpos_rotate_row(const float* cos, const float* sin, int64_t num_heads, int64_t head_dim, const float* x,
+                     float* out) {
+  for (int64_t h = 0; h < num_heads; ++h) {
+    const float* in = x + h * head_dim;
+    float* o = out + h * head_dim;
+    for (int64_t j = 0; j < head_dim / 2; ++j) {
+      const float x0 = in[2 * j];
+      const float x1 = in[2 * j + 1];
+      o[2 * j] = x0 * cos[j] - x1 * sin[j];
+      o[2 * j + 1] = x1 * cos[j] + x0 * sin[j];
+    }
+  }
+}
+
+void xpos_scale_head(const float* scale, int64_t head_dim, const float* x, float* out) {
+  for (int64_t j = 0; j < head_dim / 2; ++j) {
+    out[2 * j] = x[2 * j] * scale[j];
+    out[2 * j + 1] = x[2 * j + 1] * scale[j];
+  }
 }
 
 }  // namespace longnet::kernels::cpu

@@ -152,6 +152,24 @@ TEST(MatmulRows, MatchesReferenceAndIsDeterministicAcrossThreadCounts) {
   }
 }
 
+// The engine's promise that a decode step gives the same bits alone or batched rests on this.
+TEST(MatmulRows, ARowGivesTheSameBitsAloneAndInABatch) {
+  std::mt19937 rng(11);
+  ThreadPool pool(2);
+  const MatmulRowsShape batch = shape_of(13, 37, 70, false);
+  const auto a = random_vector(batch.m * batch.lda, rng);
+  const auto w = random_vector(batch.n * batch.ldw, rng);
+  std::vector<float> together(static_cast<size_t>(batch.m * batch.ldc));
+  matmul_rows(batch, a.data(), w.data(), together.data(), pool);
+  MatmulRowsShape one = batch;
+  one.m = 1;
+  for (int64_t i = 0; i < batch.m; ++i) {
+    std::vector<float> alone(static_cast<size_t>(batch.ldc));
+    matmul_rows(one, a.data() + i * batch.lda, w.data(), alone.data(), pool);
+    EXPECT_EQ(0, std::memcmp(alone.data(), together.data() + i * batch.ldc, batch.n * sizeof(float))) << i;
+  }
+}
+
 TEST(MatmulRows, EmptyReductionClearsOrKeepsC) {
   ThreadPool pool(2);
   MatmulRowsShape s = shape_of(3, 5, 0, false);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "longnet/kernels/thread_pool.h"
@@ -155,6 +156,63 @@ TEST(XposTest, FiniteAndExactAtOneMillionTokens) {
   }
 }
 
+// The decode path's pieces (one position, several centres) give what the table path gives, bit for bit:
+// the factors are the table's rows, and rotating once then scaling per head is apply_xpos.
+TEST(XposTest, OnePositionFactorsAreTheTableRows) {
+  ThreadPool pool(1);
+  const std::vector<float> scale = xpos_default_scale(kHeadDim);
+  const XposConfig config{kHeadDim, 512.0, scale};
+  absl::StatusOr<XposPairConstants> constants = xpos_pair_constants(config);
+  ASSERT_TRUE(constants.ok()) << constants.status();
+  ASSERT_EQ(constants->half_dim(), kHeadDim / 2);
+  constexpr int64_t kHalf = kHeadDim / 2;
+  for (const auto& [position, centre] :
+       {std::pair<int64_t, double>{0, 0.0}, {77, 64.0}, {5000, 4096.0}, {1'000'003, 999'424.0}, {12, 20.0}}) {
+    XposTable table;
+    ASSERT_TRUE(cpu::build_xpos_table(config, position, 1, centre, &table, pool).ok());
+    std::vector<float> cos(kHalf), sin(kHalf), q_scale(kHalf), k_scale(kHalf);
+    cpu::xpos_rotation(*constants, position, cos.data(), sin.data());
+    cpu::xpos_scales(*constants, position, centre, q_scale.data(), k_scale.data());
+    EXPECT_EQ(cos, table.cos) << "position " << position;
+    EXPECT_EQ(sin, table.sin) << "position " << position;
+    EXPECT_EQ(q_scale, table.q_scale) << "position " << position << " centre " << centre;
+    EXPECT_EQ(k_scale, table.k_scale) << "position " << position << " centre " << centre;
+  }
+}
+
+TEST(XposTest, RotateOnceThenScalePerHeadIsApply) {
+  ThreadPool pool(1);
+  std::mt19937 rng(9);
+  const std::vector<float> scale = xpos_default_scale(kHeadDim);
+  const XposConfig config{kHeadDim, 512.0, scale};
+  const XposPairConstants constants = *xpos_pair_constants(config);
+  constexpr int64_t kHalf = kHeadDim / 2;
+  const int64_t position = 4321;
+  for (const double centre : {4096.0, 0.0, 8192.0}) {
+    for (const XposRole role : {XposRole::kQuery, XposRole::kKey}) {
+      const std::vector<float> x = random_rows(1, rng);
+      const std::vector<float> want = fast_xpos(x, 1, position, centre, role, config, pool);
+      std::vector<float> cos(kHalf), sin(kHalf), q_scale(kHalf), k_scale(kHalf);
+      cpu::xpos_rotation(constants, position, cos.data(), sin.data());
+      cpu::xpos_scales(constants, position, centre, q_scale.data(), k_scale.data());
+      std::vector<float> rotated(static_cast<size_t>(kHeads * kHeadDim));
+      cpu::xpos_rotate_row(cos.data(), sin.data(), kHeads, kHeadDim, x.data(), rotated.data());
+      for (int64_t h = 0; h < kHeads; ++h) {
+        std::vector<float> got(kHeadDim);
+        const float* head = rotated.data() + h * kHeadDim;
+        cpu::xpos_scale_head(role == XposRole::kQuery ? q_scale.data() : k_scale.data(), kHeadDim, head,
+                             got.data());
+        const std::vector<float> expected(want.begin() + h * kHeadDim, want.begin() + (h + 1) * kHeadDim);
+        EXPECT_EQ(got, expected) << "head " << h << " centre " << centre;
+      }
+      // In place, as the caller may do.
+      std::vector<float> in_place(x.begin(), x.begin() + kHeads * kHeadDim);
+      cpu::xpos_rotate_row(cos.data(), sin.data(), kHeads, kHeadDim, in_place.data(), in_place.data());
+      EXPECT_EQ(in_place, rotated);
+    }
+  }
+}
+
 TEST(XposTest, RejectsBadInput) {
   ThreadPool pool(1);
   const std::vector<float> scale = xpos_default_scale(kHeadDim);
@@ -168,6 +226,7 @@ TEST(XposTest, RejectsBadInput) {
   const XposConfig negative{kHeadDim, 512.0, bad_scale};
   EXPECT_NE(cpu::build_xpos_table(negative, 0, 4, 0.0, &table, pool).message().find("scale[4]"),
             std::string::npos);
+  EXPECT_NE(xpos_pair_constants(negative).status().message().find("scale[4]"), std::string::npos);
 
   const XposConfig config{kHeadDim, 512.0, scale};
   ASSERT_TRUE(cpu::build_xpos_table(config, 100, 10, 105.0, &table, pool).ok());

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <random>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "longnet/kernels/thread_pool.h"
@@ -107,6 +110,25 @@ TEST(ModelForward, XposRecentringKeepsDecodeEqualToPrefill) {
   EXPECT_LE(max_abs_diff(prefill, decode), 2e-4f);
 }
 
+// Decode steps share each position's XPOS factors across layers (a memo in the sequence's cache); a model
+// whose layers have different scale buffers must not get another layer's factors.
+TEST(ModelForward, DecodeWithDifferentXposScalesPerLayerEqualsPrefill) {
+  MemoryPool pool;
+  kernels::ThreadPool threads(2);
+  const ExecContext ctx{&threads, &pool};
+  const auto square_layer_1 = [](const std::string& name, std::span<float> values) {
+    if (name != "layers.1.self_attn.xpos.scale") return;
+    for (float& x : values)
+      x *= x;
+  };
+  auto m = testing::random_model(testing::small_config(ModelType::kDecoder, 32, 4, 3, {{16, 1}, {64, 2}}),
+                                 pool, 1, square_layer_1);
+  ASSERT_NE(m, nullptr);
+  const std::vector<int32_t> ids = random_ids(200, 7);
+  EXPECT_LE(max_abs_diff(logits_by_chunks(*m, ctx, ids, ids.size()), logits_by_chunks(*m, ctx, ids, 1)),
+            2e-4f);
+}
+
 // Sequences batched in one forward() call give what each gives alone, to float rounding: OpenBLAS picks
 // its kernels by matrix size, so a row's logits are not bit-identical across batch compositions (1.5e-6
 // here). The sampler's random stream is per sequence, so a seed gives the same tokens whenever the
@@ -130,6 +152,70 @@ TEST(ModelForward, BatchedChunksEqualSeparateSequences) {
   const std::vector<float> got_b(both.begin() + static_cast<long>(a.size() * 259), both.end());
   EXPECT_LE(max_abs_diff(got_a, alone_a), 1e-5f);
   EXPECT_LE(max_abs_diff(got_b, alone_b), 1e-5f);
+}
+
+// Decode steps of several sequences at different positions, batched in one forward() call per step beside
+// another sequence's 20-row prefill chunk: every row equals that sequence's own prefill, with and without
+// XPOS, across the segment boundaries of every branch.
+TEST(ModelForward, BatchedDecodeStepsEqualPrefill) {
+  for (const bool xpos : {true, false}) {
+    Runtime rt;
+    const ExecContext& ctx = rt.ctx;
+    auto m =
+        rt.model(testing::small_config(ModelType::kDecoder, 32, 4, 2, {{16, 1}, {64, 2}, {128, 4}}, xpos));
+    ASSERT_NE(m, nullptr);
+    constexpr size_t kSequences = 5;
+    constexpr size_t kLength = 150;
+    constexpr size_t kChunk = 20;  // sequence 0's rows per call: more than kShortChunkRows
+    const int64_t vocab = m->vocab_size();
+    std::vector<std::vector<int32_t>> ids;
+    std::vector<std::vector<float>> want, got;
+    std::vector<std::unique_ptr<Sequence>> seqs;
+    for (size_t s = 0; s < kSequences; ++s) {
+      ids.push_back(random_ids(kLength, static_cast<uint32_t>(10 + s)));
+      want.push_back(logits_by_chunks(*m, ctx, ids[s], kLength));
+      got.emplace_back(kLength * static_cast<size_t>(vocab));
+      auto seq = m->start_sequence(ctx);
+      ASSERT_TRUE(seq.ok()) << seq.status();
+      seqs.push_back(*std::move(seq));
+    }
+    std::vector<size_t> done(kSequences);
+    for (size_t s = 1; s < kSequences; ++s)
+      done[s] = 9 * s;  // the prompts are prefilled below, each alone
+    for (size_t s = 1; s < kSequences; ++s) {
+      const DecodeChunk prompt{seqs[s].get(), std::span<const int32_t>(ids[s]).first(done[s])};
+      ASSERT_TRUE(m->forward(ctx, {&prompt, 1}, DecoderOutput::kLogits, got[s].data()).ok());
+    }
+    while (*std::min_element(done.begin(), done.end()) < kLength) {
+      std::vector<DecodeChunk> chunks;
+      std::vector<size_t> rows;
+      for (size_t s = 0; s < kSequences; ++s) {
+        const size_t n = std::min(s == 0 ? kChunk : 1, kLength - done[s]);
+        if (n == 0) continue;
+        chunks.push_back({seqs[s].get(), std::span<const int32_t>(ids[s]).subspan(done[s], n)});
+        rows.push_back(n);
+      }
+      size_t total = 0;
+      for (size_t n : rows)
+        total += n;
+      std::vector<float> out(total * static_cast<size_t>(vocab));
+      ASSERT_TRUE(m->forward(ctx, chunks, DecoderOutput::kLogits, out.data()).ok());
+      const float* row = out.data();
+      for (size_t c = 0; c < chunks.size(); ++c) {
+        const size_t s =
+            static_cast<size_t>(std::find_if(seqs.begin(), seqs.end(),
+                                             [&](const auto& q) { return q.get() == chunks[c].sequence; }) -
+                                seqs.begin());
+        const size_t floats = rows[c] * static_cast<size_t>(vocab);
+        std::copy_n(row, floats, got[s].data() + done[s] * static_cast<size_t>(vocab));
+        row += floats;
+        done[s] += rows[c];
+      }
+    }
+    for (size_t s = 0; s < kSequences; ++s)
+      EXPECT_LE(max_abs_diff(got[s], want[s]), 2e-4f)
+          << "sequence " << s << (xpos ? " with" : " without") << " XPOS";
+  }
 }
 
 // kHiddenAndLogits gives, row by row, exactly what kHidden and kLogits give on their own.

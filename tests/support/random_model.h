@@ -6,8 +6,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <random>
+#include <span>
 #include <string>
 
 #include "longnet/model/config.h"
@@ -37,8 +39,10 @@ inline model::ModelConfig small_config(model::ModelType type, int64_t embed_dim,
   return c;
 }
 
-inline std::unique_ptr<model::LongNetModel> random_model(const model::ModelConfig& config,
-                                                         model::Allocator& allocator, uint32_t seed = 1) {
+// `edit`, when given, may change each tensor (name, elements) after it is filled.
+inline std::unique_ptr<model::LongNetModel> random_model(
+    const model::ModelConfig& config, model::Allocator& allocator, uint32_t seed = 1,
+    const std::function<void(const std::string&, std::span<float>)>& edit = nullptr) {
   std::mt19937 rng(seed);
   model::ModelWeights weights;
   for (const model::ExpectedTensor& want : model::expected_tensors(config)) {
@@ -69,6 +73,7 @@ inline std::unique_ptr<model::LongNetModel> random_model(const model::ModelConfi
       for (int64_t i = 0; i < n; ++i)
         p[i] = g(rng);
     }
+    if (edit) edit(name, std::span<float>(p, static_cast<size_t>(n)));
     weights.insert(want.name, *std::move(t));
   }
   auto m = model::LongNetModel::assemble(model::ModelDirectory{"", config, std::move(weights)});

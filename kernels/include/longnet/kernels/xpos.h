@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "longnet/kernels/dtype.h"
 #include "longnet/kernels/thread_pool.h"
 
@@ -58,6 +59,19 @@ struct XposApplyShape {
 // with a non-positive or non-finite entry, a non-positive scale_base, a negative position or count.
 absl::Status validate_xpos(const XposConfig& config);
 
+// What every position of a config shares, per pair j: the angle per position, 10000^(-j / (D/2)), and
+// ln scale[j]. build_xpos_table derives them on every call; a caller that meets one position at a time (a
+// decode step) derives them once.
+struct XposPairConstants {
+  double scale_base = 512.0;
+  std::vector<double> inv_freq;
+  std::vector<double> log_scale;
+  int64_t half_dim() const { return static_cast<int64_t>(inv_freq.size()); }
+};
+
+// validate_xpos(config), then the constants of `config`.
+absl::StatusOr<XposPairConstants> xpos_pair_constants(const XposConfig& config);
+
 namespace cpu {
 // Fills `table` (reusing its storage) for positions [first_position, first_position + num_positions).
 absl::Status build_xpos_table(const XposConfig& config, int64_t first_position, int64_t num_positions,
@@ -67,6 +81,22 @@ absl::Status build_xpos_table(const XposConfig& config, int64_t first_position, 
 // head_dim does not match it, or the row stride is shorter than a row.
 absl::Status apply_xpos(const XposApplyShape& shape, XposRole role, const XposTable& table, float* x,
                         ThreadPool& pool);
+
+// One position at a time, for a decode step: it meets its position in every branch, each branch with its
+// own centre, and only the scales depend on the centre. Unchecked (the constants come from a validated
+// config; position >= 0; half_dim floats per array).
+//
+// Row `position` of a table built around `centre`, bit for bit what build_xpos_table writes there (it
+// calls these two).
+void xpos_rotation(const XposPairConstants& constants, int64_t position, float* cos, float* sin);
+void xpos_scales(const XposPairConstants& constants, int64_t position, double centre, float* q_scale,
+                 float* k_scale);
+// apply_xpos on one row in two steps: every head of x rotated into `out` once, then one head scaled per
+// centre (pair j of x times scale[j], into `out`; q_scale for a query, k_scale for a key). The same
+// arithmetic as apply_xpos, in the same order. x and out may be the same.
+void xpos_rotate_row(const float* cos, const float* sin, int64_t num_heads, int64_t head_dim, const float* x,
+                     float* out);
+void xpos_scale_head(const float* scale, int64_t head_dim, const float* x, float* out);
 }  // namespace cpu
 
 namespace reference {

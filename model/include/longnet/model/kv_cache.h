@@ -27,6 +27,19 @@ struct BranchKv {
   float* value(int64_t head, int64_t entry) const;
 };
 
+// XPOS factors of the position a sequence is decoding, for its layers to share (DilatedSelfAttention): every
+// layer of a step meets the same position with the same branch centres and, in every checkpoint we know of,
+// the same scale buffer, so the first layer's double-precision sin, cos and exp serve the others. Derived
+// data only: a branch's entry is reused when position, centre and scales all match, rebuilt otherwise.
+struct XposMemo {
+  int64_t position = -1;                // of the rotation and of every branch entry; -1 before the first
+  std::vector<float> cos, sin;          // head_dim / 2 each
+  std::vector<float> scale;             // the scale buffer the branch entries were built from
+  double scale_base = 0.0;              // and its base
+  std::vector<int64_t> centre;          // per branch: the centre of its entry, -1 for none
+  std::vector<float> q_scale, k_scale;  // per branch, head_dim / 2 each
+};
+
 class DilatedKvCache {
  public:
   // `max_positions` > 0 caps the context this cache will accept (a branch's capacity is then
@@ -46,11 +59,13 @@ class DilatedKvCache {
   int64_t length() const { return length_; }  // positions consumed so far
   int64_t max_positions() const { return max_positions_; }
   void advance(int64_t positions) { length_ += positions; }
+  XposMemo& xpos_memo() { return xpos_memo_; }
   size_t nbytes() const;  // bytes of every key and value buffer (constant for the cache's life)
 
  private:
   std::vector<BranchKv> slots_;  // layer-major
   std::vector<int64_t> capacities_;
+  XposMemo xpos_memo_;
   int64_t num_branches_ = 0;
   int64_t length_ = 0;
   int64_t max_positions_ = 0;

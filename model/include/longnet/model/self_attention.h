@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "longnet/kernels/dilated_schedule.h"
+#include "longnet/kernels/xpos.h"
 #include "longnet/model/kv_cache.h"
 #include "longnet/model/layers.h"
 
@@ -62,6 +63,15 @@ class DilatedSelfAttention {
   int64_t xpos_max_block() const { return xpos_max_block_; }
 
  private:
+  struct TokenScratch;  // a decode step's buffers, one set per thread (self_attention.cc)
+
+  // A one-row chunk (a decode step); attend_chunk takes the longer ones.
+  absl::Status attend_token(const ExecContext& ctx, const SequenceChunk& chunk, int64_t layer, const float* q,
+                            const float* k, const float* v, float* acc, float* acc_lse,
+                            const TokenScratch& scratch) const;
+  absl::Status attend_token_head(const ExecContext& ctx, BranchKv& kv, int64_t head, const float* q,
+                                 const float* k, const float* v, const float* q_scale, const float* k_scale,
+                                 const TokenScratch& scratch, float* acc, float* acc_lse) const;
   absl::Status attend_chunk(const ExecContext& ctx, const SequenceChunk& chunk, int64_t layer, const float* q,
                             const float* k, const float* v, float* acc, float* acc_lse) const;
   absl::Status attend_piece(const ExecContext& ctx, BranchKv& kv, int64_t branch, int64_t segment_start,
@@ -74,6 +84,8 @@ class DilatedSelfAttention {
   Linear q_proj_, k_proj_, v_proj_, out_proj_;
   std::optional<Norm> inner_norm_;
   std::span<const float> xpos_scale_;  // empty without XPOS
+  kernels::XposPairConstants xpos_constants_;
+  absl::Status xpos_status_;  // a scale buffer validate_xpos refuses: every forward returns this
   double xpos_scale_base_ = 512.0;
   int64_t xpos_max_block_ = 0;
   std::vector<kernels::DilatedBranch> branches_;
