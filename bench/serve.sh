@@ -2,10 +2,10 @@
 # Serving benchmark: longnet-server on the embedded demo model, loaded from one client process
 # (longnet_serve_load, bench/serve_load.cc: C++, synchronous gRPC, one thread per stream, so that the client
 # takes little of the cores it shares with the server). From one run: tokens/s of 1 stream and of 32
-# concurrent streams (128 new tokens each, ignore_eos, temperature 1, different seeds) and their ratio, time
-# to first token (median / p90), the load generator's CPU time during the 32 streams, EncodeStream
-# throughput for 8K, 64K and 1,000,000-token documents, and the server's peak RSS (VmHWM) after the
-# 1M-token encode. Fails (status 1, naming the call) on any RPC error or short stream.
+# concurrent streams (128 new tokens each, ignore_eos, temperature 1, different seeds; each the best of 3
+# interleaved rounds) and their ratio, time to first token (median / p90), the load generator's CPU time
+# during the 32 streams, EncodeStream throughput for 8K, 64K and 1,000,000-token documents, and the
+# server's peak RSS (VmHWM) after the 1M-token encode. Fails (status 1, naming the call) on any RPC error or short stream.
 #
 #   bench/serve.sh [BUILD_DIR] [longnet_serve_load options]     (default build/release)
 #   options: --max-new-tokens N (128), --streams N (32), --encode-sizes N,N,... (8192,65536,1000000)
