@@ -41,7 +41,7 @@ void Linear::forward(int64_t rows, const float* x, int64_t x_stride, float* y, i
     }
   }
   const bool onto_y = bias != nullptr || accumulate;
-  if (rows <= kernels::cpu::kMatmulRowsMax) {
+  if (rows > 1 && rows <= kernels::cpu::kMatmulRowsMax) {
     kernels::MatmulRowsShape shape;
     shape.m = rows;
     shape.n = out_features;

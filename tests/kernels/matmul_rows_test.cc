@@ -152,7 +152,7 @@ TEST(MatmulRows, MatchesReferenceAndIsDeterministicAcrossThreadCounts) {
   }
 }
 
-// The engine's promise that a decode step gives the same bits alone or batched rests on this.
+// A row's result does not depend on the rows beside it (the tile it lands in).
 TEST(MatmulRows, ARowGivesTheSameBitsAloneAndInABatch) {
   std::mt19937 rng(11);
   ThreadPool pool(2);
