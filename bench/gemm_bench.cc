@@ -34,11 +34,24 @@ void set_gflops(benchmark::State& state, double seconds, int64_t m, int64_t n, i
       benchmark::Counter(rate, benchmark::Counter::kDefaults, benchmark::Counter::kIs1000);
 }
 
-// C (M x N) = A (M x K) B, with B stored N x K when trans_b (a torch Linear weight: y = x W^T).
-void run_gemm(benchmark::State& state, int64_t m, int64_t n, int64_t k, bool trans_b) {
+// Runs product(a, b, c) as the benchmark loop over operands A (M x K), B (K x N values) and C (M x N),
+// then reports GFLOP/s.
+template <typename Product>
+void time_product(benchmark::State& state, int64_t m, int64_t n, int64_t k, const Product& product) {
   const std::vector<float> a = filled(m * k, 1);
   const std::vector<float> b = filled(k * n, 2);
   std::vector<float> c(static_cast<size_t>(m * n));
+  const auto start = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    product(a.data(), b.data(), c.data());
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  set_gflops(state, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), m, n, k);
+}
+
+// C (M x N) = A (M x K) B, with B stored N x K when trans_b (a torch Linear weight: y = x W^T).
+void run_gemm(benchmark::State& state, int64_t m, int64_t n, int64_t k, bool trans_b) {
   GemmShape s;
   s.trans_b = trans_b ? Transpose::kYes : Transpose::kNo;
   s.m = m;
@@ -47,13 +60,7 @@ void run_gemm(benchmark::State& state, int64_t m, int64_t n, int64_t k, bool tra
   s.lda = k;
   s.ldb = trans_b ? k : n;
   s.ldc = n;
-  const auto start = std::chrono::steady_clock::now();
-  for (auto _ : state) {
-    cpu::gemm(s, a.data(), b.data(), c.data());
-    benchmark::DoNotOptimize(c.data());
-    benchmark::ClobberMemory();
-  }
-  set_gflops(state, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), m, n, k);
+  time_product(state, m, n, k, [&](const float* a, const float* b, float* c) { cpu::gemm(s, a, b, c); });
 }
 
 void BM_Sgemm(benchmark::State& state) {
@@ -102,9 +109,6 @@ void BM_DecodeGemmBlas(benchmark::State& state) {
 
 void BM_DecodeGemmRows(benchmark::State& state) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
-  const std::vector<float> a = filled(m * k, 1);
-  const std::vector<float> w = filled(n * k, 2);
-  std::vector<float> c(static_cast<size_t>(m * n));
   MatmulRowsShape s;
   s.m = m;
   s.n = n;
@@ -113,13 +117,8 @@ void BM_DecodeGemmRows(benchmark::State& state) {
   s.ldw = k;
   s.ldc = n;
   ThreadPool pool;
-  const auto start = std::chrono::steady_clock::now();
-  for (auto _ : state) {
-    cpu::matmul_rows(s, a.data(), w.data(), c.data(), pool);
-    benchmark::DoNotOptimize(c.data());
-    benchmark::ClobberMemory();
-  }
-  set_gflops(state, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), m, n, k);
+  time_product(state, m, n, k,
+               [&](const float* a, const float* w, float* c) { cpu::matmul_rows(s, a, w, c, pool); });
 }
 
 void decode_shapes(benchmark::internal::Benchmark* b) {

@@ -81,25 +81,10 @@ void matmul_strip_avx512(const float* a, int64_t m, int64_t lda, const float* co
   int64_t i = 0;
   for (; i + kTileRows <= m; i += kTileRows)
     tile<kTileRows>(a + i * lda, lda, w, k, c + i * ldc, ldc, cols, accumulate);
-  switch (m - i) {
-    case 5:
-      tile<5>(a + i * lda, lda, w, k, c + i * ldc, ldc, cols, accumulate);
-      break;
-    case 4:
-      tile<4>(a + i * lda, lda, w, k, c + i * ldc, ldc, cols, accumulate);
-      break;
-    case 3:
-      tile<3>(a + i * lda, lda, w, k, c + i * ldc, ldc, cols, accumulate);
-      break;
-    case 2:
-      tile<2>(a + i * lda, lda, w, k, c + i * ldc, ldc, cols, accumulate);
-      break;
-    case 1:
-      tile<1>(a + i * lda, lda, w, k, c + i * ldc, ldc, cols, accumulate);
-      break;
-    default:
-      break;
-  }
+  // The last m % 6 rows: one tile of that height.
+  using Tile = void (*)(const float*, int64_t, const float* const*, int64_t, float*, int64_t, int64_t, bool);
+  static constexpr Tile kShort[kTileRows] = {nullptr, tile<1>, tile<2>, tile<3>, tile<4>, tile<5>};
+  if (i < m) kShort[m - i](a + i * lda, lda, w, k, c + i * ldc, ldc, cols, accumulate);
 }
 
 }  // namespace longnet::kernels::cpu

@@ -241,13 +241,14 @@ grpc::Status EncodingService::EncodeBatch(grpc::ServerContext* context, const v1
     std::erase_if(pending, [](const Pending& p) { return p.handle == nullptr; });
     const Clock::time_point accepted = Clock::now();
 
-    enum class Why { kNone, kFailed, kClientCancelled, kClientGone, kDeadline } why = Why::kNone;
-    if (!failure.ok()) why = Why::kFailed;
+    // The batch ends early when a document fails (`failure`) or this side ends the call (`why`).
+    CallEnd why = CallEnd::kNone;
     auto cancel_all = [&](const absl::Status& status) {
       for (Pending& p : pending)
         p.handle->cancel(status);
     };
-    if (why == Why::kFailed) cancel_all(absl::CancelledError("another document of the batch failed"));
+    auto going = [&] { return failure.ok() && why == CallEnd::kNone; };
+    if (!failure.ok()) cancel_all(absl::CancelledError("another document of the batch failed"));
     int64_t tokens = 0;
     // Results go out in completion order: poll every pending document, sleep on the oldest.
     while (!pending.empty()) {
@@ -261,9 +262,8 @@ grpc::Status EncodingService::EncodeBatch(grpc::ServerContext* context, const v1
           continue;
         }
         progressed = true;
-        if (why == Why::kNone) {
+        if (going()) {
           if (!u.status.ok()) {
-            why = Why::kFailed;
             const std::string& id = request->documents(it->index).id();
             failure = with_field(u.status, absl::StrCat("documents[", it->index, "] (id \"", id, "\")"));
             cancel_all(absl::CancelledError("another document of the batch failed"));
@@ -275,37 +275,20 @@ grpc::Status EncodingService::EncodeBatch(grpc::ServerContext* context, const v1
                                                 request->documents(it->index).id());
             out.set_request_id(guard.request_id());
             if (!writer->Write(out)) {
-              why = Why::kClientGone;
-              cancel_all(absl::CancelledError("client went away"));
+              why = CallEnd::kClientGone;
+              cancel_all(cancel_status(why));
             }
           }
         }
         it = pending.erase(it);
       }
-      if (why == Why::kNone && !pending.empty()) {
-        if (Clock::now() >= deadline) {
-          why = Why::kDeadline;
-          cancel_all(absl::DeadlineExceededError("deadline exceeded"));
-        } else if (context->IsCancelled()) {
-          why = Why::kClientCancelled;
-          cancel_all(absl::CancelledError("client cancelled"));
-        }
+      if (going() && !pending.empty()) {
+        why = check_call(*context, deadline);
+        if (why != CallEnd::kNone) cancel_all(cancel_status(why));
       }
     }
     guard.note(absl::StrCat("documents=", request->documents_size(), " tokens=", tokens));
-    switch (why) {
-      case Why::kNone:
-        return grpc::Status::OK;
-      case Why::kFailed:
-        return to_grpc(failure);
-      case Why::kClientCancelled:
-        return {grpc::StatusCode::CANCELLED, "client cancelled"};
-      case Why::kClientGone:
-        return {grpc::StatusCode::CANCELLED, "client went away"};
-      case Why::kDeadline:
-        return {grpc::StatusCode::DEADLINE_EXCEEDED, "deadline exceeded"};
-    }
-    return grpc::Status::OK;
+    return call_status(why, failure);
   };
   return guard.finish(run());
 }

@@ -17,6 +17,16 @@ namespace longnet::server {
 
 inline constexpr std::chrono::milliseconds kPollInterval{50};
 
+// Why a handler ended a request from its side (kNone: it did not, the engine's status stands).
+enum class CallEnd { kNone, kClientCancelled, kClientGone, kDeadline };
+
+// What the engine is told when the handler cancels for `why` (not kNone).
+absl::Status cancel_status(CallEnd why);
+// The call's status: ours when this side ended the request, else the engine's (or the handler's own).
+grpc::Status call_status(CallEnd why, const absl::Status& status);
+// kDeadline once `deadline` has passed, kClientCancelled once the client cancelled, else kNone.
+CallEnd check_call(grpc::ServerContext& context, Clock::time_point deadline);
+
 template <typename HandleT>
 class RequestLoop {
  public:
@@ -24,9 +34,9 @@ class RequestLoop {
       : handle_(handle), context_(context), deadline_(deadline) {}
 
   // A write to the client failed: it is gone.
-  void client_gone() { end(Why::kClientGone, absl::CancelledError("client went away")); }
+  void client_gone() { end(CallEnd::kClientGone); }
   // Whether events still matter (nobody cancelled the request from this side).
-  bool active() const { return why_ == Why::kNone; }
+  bool active() const { return why_ == CallEnd::kNone; }
 
   // Calls on_events(std::vector<Event>&) with each non-empty batch while active; returns the last update
   // (done, status, reason, outcome, times).
@@ -37,41 +47,26 @@ class RequestLoop {
       if (!update.events.empty() && active()) on_events(update.events);
       if (update.done) return update;
       if (!active()) continue;
-      if (Clock::now() >= deadline_) {
-        end(Why::kDeadline, absl::DeadlineExceededError("deadline exceeded"));
-      } else if (context_.IsCancelled()) {
-        end(Why::kClientCancelled, absl::CancelledError("client cancelled"));
-      }
+      end(check_call(context_, deadline_));
     }
   }
 
   // The call's status given the engine's: ours when this side ended the request, else the engine's.
   grpc::Status ending_status(const absl::Status& engine_status) const {
-    switch (why_) {
-      case Why::kClientCancelled:
-        return {grpc::StatusCode::CANCELLED, "client cancelled"};
-      case Why::kClientGone:
-        return {grpc::StatusCode::CANCELLED, "client went away"};
-      case Why::kDeadline:
-        return {grpc::StatusCode::DEADLINE_EXCEEDED, "deadline exceeded"};
-      case Why::kNone:
-        break;
-    }
-    return to_grpc(engine_status);
+    return call_status(why_, engine_status);
   }
 
  private:
-  enum class Why { kNone, kClientCancelled, kClientGone, kDeadline };
-  void end(Why why, absl::Status status) {
-    if (why_ != Why::kNone) return;
+  void end(CallEnd why) {
+    if (why_ != CallEnd::kNone || why == CallEnd::kNone) return;
     why_ = why;
-    handle_.cancel(std::move(status), FinishReason::kCancelled);
+    handle_.cancel(cancel_status(why), FinishReason::kCancelled);
   }
 
   HandleT& handle_;
   grpc::ServerContext& context_;
   Clock::time_point deadline_;
-  Why why_ = Why::kNone;
+  CallEnd why_ = CallEnd::kNone;
 };
 
 // Timings of a finished request from the engine's stage times (seconds since submit, negative = not
