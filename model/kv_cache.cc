@@ -1,6 +1,7 @@
 #include "longnet/model/kv_cache.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -13,6 +14,31 @@ float* BranchKv::key(int64_t head, int64_t entry) const {
 
 float* BranchKv::value(int64_t head, int64_t entry) const {
   return values.data<float>() + (head * values.dim(1) + entry) * values.dim(2);
+}
+
+int64_t BranchKv::enter_segment(int64_t position, int64_t w) {
+  const int64_t s = position / w;
+  if (segment != s) {
+    segment = s;
+    std::fill(count.begin(), count.end(), 0);
+    centre = s * w;
+  }
+  return s * w;
+}
+
+HeadRows head_rows(int64_t rel, int64_t n, int64_t r, int64_t offset) {
+  HeadRows rows;
+  rows.first = ((offset - rel % r) % r + r) % r;  // the first row whose position p has p % r == offset
+  rows.count = rows.first < n ? (n - 1 - rows.first) / r + 1 : 0;
+  return rows;
+}
+
+std::vector<float> xpos_recentre_factors(std::span<const float> scale, double scale_base, int64_t shift) {
+  std::vector<float> factor(scale.size());
+  const double exponent = static_cast<double>(shift) / scale_base;
+  for (size_t j = 0; j < scale.size(); ++j)
+    factor[j] = static_cast<float>(std::pow(static_cast<double>(scale[j]), exponent));
+  return factor;
 }
 
 int64_t DilatedKvCache::branch_capacity(const kernels::DilatedBranch& branch, int64_t max_positions) {

@@ -6,6 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "longnet/kernels/embedding.h"
+#if defined(LONGNET_WITH_CUDA)
+#include "longnet/model/cuda_graph.h"
+#endif
 
 namespace longnet::model {
 
@@ -53,6 +56,37 @@ absl::StatusOr<std::unique_ptr<LongNetModel>> LongNetModel::assemble(ModelDirect
     model->lm_head_ = Linear::from(model->dir_.weights, absl::StrCat(prefix, head), /*has_bias=*/false);
   }
   return model;
+}
+
+absl::Status LongNetModel::to_cuda(Allocator& device) {
+  if (!device.device().is_cuda()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("to_cuda: the allocator is on ", device.device().to_string(), ", not a CUDA device"));
+  }
+  if (cuda_) return absl::FailedPreconditionError("to_cuda: the model is on a CUDA device already");
+#if defined(LONGNET_WITH_CUDA)
+  absl::StatusOr<std::unique_ptr<CudaGraph>> graph = CudaGraph::create(*this, device);
+  if (!graph.ok()) return graph.status();
+  cuda_ = *std::move(graph);
+  return absl::OkStatus();
+#else
+  return absl::FailedPreconditionError(
+      "to_cuda: this build has no CUDA backend (configured with LONGNET_WITH_CUDA=OFF)");
+#endif
+}
+
+Device LongNetModel::device() const {
+#if defined(LONGNET_WITH_CUDA)
+  if (cuda_) return cuda_->allocator().device();
+#endif
+  return Device::cpu();
+}
+
+Allocator& LongNetModel::cache_allocator(const ExecContext& ctx) const {
+#if defined(LONGNET_WITH_CUDA)
+  if (cuda_) return cuda_->allocator();
+#endif
+  return *ctx.allocator;
 }
 
 LongNetModel::Stack LongNetModel::build_stack(const StackConfig& sizes, const std::string& prefix,
@@ -111,7 +145,7 @@ absl::StatusOr<std::unique_ptr<Sequence>> LongNetModel::start_sequence(const Exe
   }
   const StackConfig& s = decoder_->sizes;
   absl::StatusOr<DilatedKvCache> cache = DilatedKvCache::create(
-      s.layers, s.attention_heads, s.head_dim(), dir_.config.branches, *ctx.allocator, max_positions);
+      s.layers, s.attention_heads, s.head_dim(), dir_.config.branches, cache_allocator(ctx), max_positions);
   if (!cache.ok()) return cache.status();
   std::unique_ptr<Sequence> seq(new Sequence(*std::move(cache)));
   if (!encoder_) {
@@ -119,6 +153,13 @@ absl::StatusOr<std::unique_ptr<Sequence>> LongNetModel::start_sequence(const Exe
     return seq;
   }
   if (source_ids.empty()) return absl::InvalidArgumentError("an encoder-decoder sequence needs source ids");
+#if defined(LONGNET_WITH_CUDA)
+  if (cuda_) {
+    absl::Status st = cuda_->project_cross_memory(ctx, source_ids, &seq->cross_keys_, &seq->cross_values_);
+    if (!st.ok()) return st;
+    return seq;
+  }
+#endif
   // The encoder's final-LN output is the memory every decoder layer's cross-attention reads.
   const int64_t n = static_cast<int64_t>(source_ids.size());
   absl::StatusOr<Tensor> memory = scratch(ctx, n, encoder_->sizes.embed_dim);
@@ -171,6 +212,15 @@ absl::Status LongNetModel::forward(const ExecContext& ctx, std::span<const Decod
     total += rows;
   }
   if (total == 0) return absl::OkStatus();
+#if defined(LONGNET_WITH_CUDA)
+  if (cuda_) {
+    absl::Status st = cuda_->forward(ctx, chunks, views, ids, what, out);
+    if (!st.ok()) return st;
+    for (const DecodeChunk& c : chunks)
+      c.sequence->cache_.advance(static_cast<int64_t>(c.ids.size()));
+    return absl::OkStatus();
+  }
+#endif
   absl::StatusOr<Tensor> x = scratch(ctx, total, e);
   absl::StatusOr<Tensor> normed = scratch(ctx, total, e);
   if (!x.ok()) return x.status();
@@ -268,6 +318,9 @@ absl::Status LongNetModel::encode(const ExecContext& ctx, std::span<const int32_
   if (n == 0) return absl::InvalidArgumentError("encode: no tokens");
   const int64_t e = stack.sizes.embed_dim;
   const int64_t block = encoder_block_length(n);
+#if defined(LONGNET_WITH_CUDA)
+  if (cuda_) return cuda_->encode(ctx, ids, block, on_block);
+#endif
   absl::StatusOr<Tensor> x = scratch(ctx, block, e);
   absl::StatusOr<Tensor> normed = scratch(ctx, block, e);
   if (!x.ok()) return x.status();

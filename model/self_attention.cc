@@ -20,18 +20,6 @@ int64_t round_up(int64_t n, int64_t step) {
   return kernels::ceil_div(n, step) * step;
 }
 
-// Moves `kv` to the segment (w positions long) of `position`, forgetting the one before; returns the
-// segment's first position.
-int64_t enter_segment(BranchKv& kv, int64_t position, int64_t w) {
-  const int64_t segment = position / w;
-  if (kv.segment != segment) {
-    kv.segment = segment;
-    std::fill(kv.count.begin(), kv.count.end(), 0);
-    kv.centre = segment * w;
-  }
-  return segment * w;
-}
-
 // prefix_attention's workspace for one query over the largest cache of any chunk's branch: it serves every
 // smaller one (prefix_attention_workspace_floats).
 int64_t token_workspace_floats(std::span<const SequenceChunk> chunks, int64_t num_branches, int64_t head_dim,
@@ -238,7 +226,7 @@ absl::Status DilatedSelfAttention::attend_token(const ExecContext& ctx, const Se
   for (int64_t b = 0; b < static_cast<int64_t>(branches_.size()); ++b) {
     BranchKv& kv = chunk.cache->at(layer, b);
     const int64_t r = branches_[b].dilation;
-    const int64_t seen_by = (t - enter_segment(kv, t, branches_[b].segment_length)) % r;  // a head offset
+    const int64_t seen_by = (t - kv.enter_segment(t, branches_[b].segment_length)) % r;  // a head offset
     const float* q_scale = nullptr;
     const float* k_scale = nullptr;
     if (xpos) {
@@ -306,31 +294,25 @@ absl::Status DilatedSelfAttention::attend_chunk(const ExecContext& ctx, const Se
     if (!xq.ok()) return xq.status();
     if (!xk.ok()) return xk.status();
   }
-  const int64_t end = chunk.first_position + chunk.rows;
   for (int64_t b = 0; b < static_cast<int64_t>(branches_.size()); ++b) {
     BranchKv& kv = chunk.cache->at(layer, b);
-    const int64_t w = branches_[b].segment_length;
-    for (int64_t pos = chunk.first_position; pos < end;) {
-      const int64_t segment_start = enter_segment(kv, pos, w);
-      const int64_t piece_end = std::min(segment_start + w, end);
-      const int64_t n = piece_end - pos;
-      const int64_t row = pos - chunk.first_position;
-      const float* pq = q + row * e;
-      const float* pk = k + row * e;
-      if (xpos) {
-        if (piece_end - 1 - kv.centre > kXposRecentre) recentre_keys(kv, pos);
-        std::copy_n(pq, n * e, xq->data<float>());
-        std::copy_n(pk, n * e, xk->data<float>());
-        absl::Status s = apply_xpos(ctx, n, pos, kv.centre, xq->data<float>(), xk->data<float>());
-        if (!s.ok()) return s;
-        pq = xq->data<float>();
-        pk = xk->data<float>();
-      }
-      absl::Status s = attend_piece(ctx, kv, b, segment_start, pos, n, pq, pk, v + row * e, acc + row * e,
-                                    acc_lse + row * heads_);
-      if (!s.ok()) return s;
-      pos = piece_end;
-    }
+    absl::Status s = for_each_piece(
+        kv, chunk.first_position, chunk.rows, branches_[b].segment_length, [&](const Piece& p) {
+          const float* pq = q + p.row * e;
+          const float* pk = k + p.row * e;
+          if (xpos) {
+            if (p.last() - kv.centre > kXposRecentre) recentre_keys(kv, p.begin);
+            std::copy_n(pq, p.n * e, xq->data<float>());
+            std::copy_n(pk, p.n * e, xk->data<float>());
+            absl::Status st = apply_xpos(ctx, p.n, p.begin, kv.centre, xq->data<float>(), xk->data<float>());
+            if (!st.ok()) return st;
+            pq = xq->data<float>();
+            pk = xk->data<float>();
+          }
+          return attend_piece(ctx, kv, b, p.segment_start, p.begin, p.n, pq, pk, v + p.row * e,
+                              acc + p.row * e, acc_lse + p.row * heads_);
+        });
+    if (!s.ok()) return s;
   }
   return absl::OkStatus();
 }
@@ -367,10 +349,8 @@ absl::Status DilatedSelfAttention::attend_piece(const ExecContext& ctx, BranchKv
 
   const int64_t rel = piece_begin - segment_start;
   for (int64_t h = 0; h < heads_; ++h) {
-    const int64_t offset = kernels::head_offset(h, heads_, r);
-    const int64_t first_row = ((offset - rel % r) % r + r) % r;  // first row whose position p has p % r == o
-    if (first_row >= n) continue;
-    const int64_t nq = (n - 1 - first_row) / r + 1;
+    const auto [first_row, nq] = head_rows(rel, n, r, kernels::head_offset(h, heads_, r));
+    if (nq == 0) continue;
     const int64_t base = kv.count[static_cast<size_t>(h)];
     if (base + nq > capacity) {
       return absl::InternalError(absl::StrCat("KV cache overflow: branch ", branch, " head ", h, " holds ",
@@ -427,12 +407,8 @@ absl::Status DilatedSelfAttention::apply_xpos(const ExecContext& ctx, int64_t ro
 // scale[j]^((c' - c)/base), a factor <= 1 since c' > c.
 void DilatedSelfAttention::recentre_keys(BranchKv& kv, int64_t new_centre) const {
   const int64_t half = head_dim_ / 2;
-  std::vector<float> factor(static_cast<size_t>(half));
-  const double exponent = static_cast<double>(new_centre - kv.centre) / xpos_scale_base_;
-  for (int64_t j = 0; j < half; ++j) {
-    factor[static_cast<size_t>(j)] =
-        static_cast<float>(std::pow(static_cast<double>(xpos_scale_[j]), exponent));
-  }
+  const std::vector<float> factor =
+      xpos_recentre_factors(xpos_scale_, xpos_scale_base_, new_centre - kv.centre);
   for (int64_t h = 0; h < heads_; ++h) {
     for (int64_t entry = 0; entry < kv.count[static_cast<size_t>(h)]; ++entry) {
       float* key = kv.key(h, entry);

@@ -24,6 +24,9 @@
 #include "grpc/health/v1/health.pb.h"
 #include "longnet/model/default_model.h"
 #include "longnet/model/device_select.h"
+#if defined(LONGNET_WITH_CUDA)
+#include "longnet/model/cuda_memory_pool.h"
+#endif
 #include "observability/logging.h"
 #include "observability/metrics.h"
 #include "security/auth.h"
@@ -150,34 +153,21 @@ void ServerApp::set_health(bool serving) {
 }
 
 int ServerApp::start_listening() {
-  // Which device: the model graph runs on the CPU in this version, whatever the build has.
+  // Which device: `auto` takes a CUDA device when the build has the backend and the runtime reports one;
+  // `cuda` without one is a configuration error. The model moves there once loaded (load_model).
   absl::StatusOr<model::DeviceRequest> request = model::parse_device_request(config_.device);
   if (!request.ok()) {
     log_error("-", "--device: {}", std::string(request.status().message()));
     return 2;
   }
-  if (request->kind == model::DeviceRequest::Kind::kCuda) {
-    absl::StatusOr<model::DeviceChoice> choice = model::select_device(*request);
-    log_error(
-        "-",
-        "--device {}: the CUDA backend does not run the model graph yet; this version runs it on the CPU "
-        "(use --device cpu or auto){}",
-        config_.device,
-        choice.ok() ? "" : absl::StrCat(" (and: ", std::string(choice.status().message()), ")"));
-    return 2;
-  }
   absl::StatusOr<model::DeviceChoice> choice = model::select_device(*request);
   if (!choice.ok()) {
-    log_info("-", "device: cpu ({})", std::string(choice.status().message()));
-  } else if (choice->device.is_cuda()) {
-    log_info("-",
-             "device: cpu; auto found {} but the CUDA backend does not run the model graph yet, so the model "
-             "runs on the CPU",
-             choice->device.to_string());
-  } else {
-    log_info("-", "device: {}", choice->reason);
+    log_error("-", "--device {}: {}", config_.device, std::string(choice.status().message()));
+    return 2;
   }
-  device_ = "cpu";
+  log_info("-", "device: {}", choice->reason);
+  device_choice_ = choice->device;
+  device_ = device_choice_.to_string();
 
   ApiKeys keys = ApiKeys::none();
   if (!config_.api_key_file.empty()) {
@@ -245,6 +235,33 @@ int ServerApp::start_listening() {
   return 0;
 }
 
+// The weights go to the device's own pool, under the same budget: from then on the engine's admission and
+// the pool metrics are about the device's memory.
+int ServerApp::move_model_to_device([[maybe_unused]] size_t budget) {
+  if (!device_choice_.is_cuda()) return 0;
+#if defined(LONGNET_WITH_CUDA)
+  model::CudaMemoryPool::Options options;
+  options.device = device_choice_.index;
+  options.budget_bytes = budget;
+  absl::StatusOr<std::unique_ptr<model::CudaMemoryPool>> pool = model::CudaMemoryPool::create(options);
+  if (!pool.ok()) {
+    log_error("-", "device {}: {}", device_, pool.status().ToString());
+    return 1;
+  }
+  device_memory_ = *std::move(pool);
+  if (absl::Status st = model_->to_cuda(*device_memory_); !st.ok()) {
+    log_error("-", "moving the model to {} failed: {}", device_, st.ToString());
+    return 1;
+  }
+  log_info("-", "model on {}: {} MiB of weights in device memory", device_,
+           device_memory_->stats().in_use_bytes >> 20);
+  return 0;
+#else
+  log_error("-", "device {}: this build has no CUDA backend", device_);  // select_device never picks it
+  return 1;
+#endif
+}
+
 int ServerApp::load_model() {
   std::filesystem::path dir = config_.model_dir;
   if (dir.empty()) {
@@ -268,6 +285,7 @@ int ServerApp::load_model() {
     return 1;
   }
   model_ = *std::move(loaded);
+  if (int code = move_model_to_device(budget); code != 0) return code;
   absl::StatusOr<std::unique_ptr<model::Tokenizer>> tokenizer = model::load_tokenizer(model_->config(), dir);
   if (!tokenizer.ok()) {
     log_error("-", "loading the tokenizer failed: {}", tokenizer.status().ToString());

@@ -51,20 +51,23 @@ class ServerApp {
   int run();
 
  private:
-  int start_listening();  // 0, or an exit code
-  int load_model();       // 0, or an exit code
+  int start_listening();                    // 0, or an exit code
+  int load_model();                         // 0, or an exit code
+  int move_model_to_device(size_t budget);  // 0, or an exit code
   void set_health(bool serving);
   void drain();
   void watch_signals();
   bool stop_requested() const { return stop_requested_.load(); }
 
   ServerConfig config_;
-  std::string device_ = "cpu";
+  model::Device device_choice_ = model::Device::cpu();
+  std::string device_ = "cpu";  // device_choice_ as the logs and InfoService say it
 
   // Declared in the order they are built; destroyed in reverse: the gRPC server first (no handler runs
   // any more), then the engine, the model and last the pool that held their memory.
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<model::MemoryPool> memory_;
+  std::unique_ptr<model::Allocator> device_memory_;  // a CudaMemoryPool when the model runs on CUDA
   std::unique_ptr<kernels::ThreadPool> threads_;
   std::unique_ptr<model::LongNetModel> model_;
   std::unique_ptr<model::Tokenizer> tokenizer_;

@@ -72,7 +72,7 @@ const model::LongNetModel& Engine::model() const {
 Engine::Impl::Impl(const model::LongNetModel& model, model::ExecContext context, EngineLimits limits,
                    EngineObserver* metrics)
     : model_(model), context_(context), limits_(limits), metrics_(metrics) {
-  weights_bytes_ = context_.allocator->stats().in_use_bytes;
+  weights_bytes_ = memory().stats().in_use_bytes;
   publish_stats();
   thread_ = std::thread([this] { run(); });
 }
@@ -81,11 +81,16 @@ Engine::Impl::~Impl() {
   stop();
 }
 
+model::ExecContext Engine::Impl::tracking(model::Allocator& tracker) const {
+  if (model_.device().is_cuda()) return {context_.pool, context_.allocator, &tracker};
+  return {context_.pool, &tracker};
+}
+
 absl::Status Engine::Impl::warm_up() {
   // The worst step the engine runs: a full token budget of decoder rows (plus, separately, a full encode
   // chunk), through an allocator that records the peak of what the step holds at once.
-  PeakTrackingAllocator tracker(*context_.allocator);
-  const model::ExecContext tracked{context_.pool, &tracker};
+  PeakTrackingAllocator tracker(memory());
+  const model::ExecContext tracked = tracking(tracker);
   size_t peak = 0;
   if (model_.has_decoder()) {
     const int64_t rows = limits_.max_batch_tokens;
@@ -113,8 +118,8 @@ absl::Status Engine::Impl::warm_up() {
     w.cache_bytes = encode_cache_bytes(static_cast<int64_t>(job.ids.size()));
     w.job = std::move(job);
     w.handle = std::make_shared<EncodeHandle>();
-    PeakTrackingAllocator encode_tracker(*context_.allocator);
-    const model::ExecContext encode_tracked{context_.pool, &encode_tracker};
+    PeakTrackingAllocator encode_tracker(memory());
+    const model::ExecContext encode_tracked = tracking(encode_tracker);
     absl::Status st = start_encode(encode_tracked, w);
     if (st.ok()) st = encode_chunk(encode_tracked, w, limits_.encode_chunk_tokens);
     w.sequence.reset();
@@ -126,7 +131,7 @@ absl::Status Engine::Impl::warm_up() {
     // A quarter on top: steps of many short chunks allocate a little per chunk beyond one long chunk.
     activation_reserve_ = peak + peak / 4;
   }
-  const model::PoolStats pool = context_.allocator->stats();
+  const model::PoolStats pool = memory().stats();
   if (pool.budget_bytes > 0 && weights_bytes_ + activation_reserve_ > pool.budget_bytes) {
     return absl::ResourceExhaustedError(
         absl::StrCat("memory budget ", mib(pool.budget_bytes), " cannot hold the model (",
@@ -138,7 +143,7 @@ absl::Status Engine::Impl::warm_up() {
 }
 
 size_t Engine::Impl::free_bytes_for_admission() const {
-  const model::PoolStats pool = context_.allocator->stats();
+  const model::PoolStats pool = memory().stats();
   if (pool.budget_bytes == 0) return SIZE_MAX;
   const size_t used = pool.in_use_bytes + activation_reserve_;
   return used >= pool.budget_bytes ? 0 : pool.budget_bytes - used;
@@ -149,13 +154,13 @@ absl::Status Engine::Impl::accept(Queued& q, Clock::time_point deadline) {
     return absl::InvalidArgumentError(absl::StrCat(
         "the request has ", q.tokens, " tokens; max_queue_tokens is ", limits_.max_queue_tokens));
   }
-  const size_t budget = context_.allocator->stats().budget_bytes;
+  const size_t budget = memory().stats().budget_bytes;
   size_t reserve;
   {
     std::lock_guard lock(mutex_);
     reserve = activation_reserve_;
   }
-  const size_t needed = context_.allocator->block_size(q.cache_bytes);
+  const size_t needed = memory().block_size(q.cache_bytes);
   if (budget > 0 && weights_bytes_ + reserve + needed > budget) {
     return absl::InvalidArgumentError(absl::StrCat(
         "the request needs ", mib(needed), " of KV cache; the memory budget (", mib(budget), ") leaves ",
@@ -337,7 +342,7 @@ void Engine::Impl::reap() {
 bool Engine::Impl::admit_one(Queued& q) {
   if (static_cast<int64_t>(generating_.size() + encoding_.size()) >= limits_.max_batch_sequences)
     return false;
-  if (context_.allocator->block_size(q.cache_bytes) > free_bytes_for_admission()) return false;
+  if (memory().block_size(q.cache_bytes) > free_bytes_for_admission()) return false;
   return true;
 }
 
@@ -423,7 +428,7 @@ void Engine::Impl::publish_stats() {
   s.running_generations = static_cast<int64_t>(generating_.size());
   s.running_encodes = static_cast<int64_t>(encoding_.size());
   s.kv_cache_bytes = kv_cache_bytes_;
-  s.pool = context_.allocator->stats();
+  s.pool = memory().stats();
   if (metrics_ != nullptr) {
     metrics_->set_queue_depth(s.queued_requests, s.queued_tokens);
     metrics_->set_running(s.running_generations, s.running_encodes);

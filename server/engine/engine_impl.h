@@ -85,6 +85,11 @@ class Engine::Impl {
   void publish_stats();
   double since(Clock::time_point accepted) const;
   size_t free_bytes_for_admission() const;
+  // The pool the model's memory comes from -- weights, caches, a step's activations -- which the budget,
+  // admission and the pool metrics are about: the device's pool once the model is on CUDA.
+  model::Allocator& memory() const { return model_.cache_allocator(context_); }
+  // The engine's context with the model's activations going through `tracker` (which wraps memory()).
+  model::ExecContext tracking(model::Allocator& tracker) const;
 
   // --- generation.cc ---
   // One batched decoder forward (decode tokens + prefill chunks), then sampling. Returns tokens run.

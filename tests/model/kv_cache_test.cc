@@ -80,5 +80,51 @@ TEST(DilatedKvCache, BytesAreTheSameAfter10KAnd200KTokens) {
     ASSERT_TRUE(std::isfinite(v));
 }
 
+// head_rows against its definition: rows i of the piece with (rel + i) % r == offset, in order.
+TEST(HeadRows, AreThePieceRowsTheHeadSees) {
+  for (int64_t r = 1; r <= 5; ++r) {
+    for (int64_t offset = 0; offset < r; ++offset) {
+      for (int64_t rel = 0; rel < 12; ++rel) {
+        for (int64_t n = 0; n < 12; ++n) {
+          std::vector<int64_t> want;
+          for (int64_t i = 0; i < n; ++i) {
+            if ((rel + i) % r == offset) want.push_back(i);
+          }
+          const HeadRows got = head_rows(rel, n, r, offset);
+          ASSERT_EQ(got.count, static_cast<int64_t>(want.size()))
+              << "r=" << r << " offset=" << offset << " rel=" << rel << " n=" << n;
+          for (int64_t j = 0; j < got.count; ++j)
+            ASSERT_EQ(got.first + j * r, want[static_cast<size_t>(j)]);
+        }
+      }
+    }
+  }
+}
+
+TEST(BranchKv, EnterSegmentClearsOnlyOnANewSegment) {
+  BranchKv kv;
+  kv.count = {3, 4};
+  EXPECT_EQ(kv.enter_segment(130, 64), 128);
+  EXPECT_EQ(kv.count, (std::vector<int64_t>{0, 0}));
+  EXPECT_EQ(kv.segment, 2);
+  EXPECT_EQ(kv.centre, 128);
+  kv.count = {1, 2};
+  kv.centre = 150;  // recentred inside the segment: stays
+  EXPECT_EQ(kv.enter_segment(191, 64), 128);
+  EXPECT_EQ(kv.count, (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(kv.centre, 150);
+  EXPECT_EQ(kv.enter_segment(192, 64), 192);
+  EXPECT_EQ(kv.count, (std::vector<int64_t>{0, 0}));
+}
+
+TEST(XposRecentre, FactorsArePowersOfTheScale) {
+  const std::vector<float> scale = {0.5f, 0.9f, 1.0f};
+  const std::vector<float> f = xpos_recentre_factors(scale, 512.0, 1024);
+  ASSERT_EQ(f.size(), 3u);
+  EXPECT_FLOAT_EQ(f[0], 0.25f);
+  EXPECT_FLOAT_EQ(f[1], 0.81f);
+  EXPECT_FLOAT_EQ(f[2], 1.0f);
+}
+
 }  // namespace
 }  // namespace longnet::model

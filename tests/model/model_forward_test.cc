@@ -21,13 +21,7 @@ namespace {
 
 using kernels::DilatedBranch;
 
-std::vector<int32_t> random_ids(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<int32_t> ids(n);
-  for (int32_t& id : ids)
-    id = static_cast<int32_t>(rng() % 259);
-  return ids;
-}
+using testing::random_ids;
 
 // Logits of every position of `ids`, fed `chunk` tokens per forward() call.
 std::vector<float> logits_by_chunks(const LongNetModel& m, const ExecContext& ctx,
@@ -259,6 +253,19 @@ TEST(ModelForward, BadIdIsRefusedBeforeTheCacheChanges) {
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("259"), std::string_view::npos) << st;
   EXPECT_EQ((*seq)->length(), 0);
+}
+
+// to_cuda() needs a CUDA allocator; the model stays on the CPU when it is refused. (The device graph itself
+// is compared with this one in tests/gpu/model_gpu_test.cc.)
+TEST(ModelForward, ToCudaWithAHostAllocatorIsRefused) {
+  Runtime rt;
+  auto m = rt.model(testing::small_config(ModelType::kDecoder, 16, 2, 1, {{16, 1}}));
+  ASSERT_NE(m, nullptr);
+  const absl::Status st = m->to_cuda(rt.pool);
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_NE(st.message().find("not a CUDA device"), std::string_view::npos) << st;
+  EXPECT_TRUE(m->device().is_cpu());
+  EXPECT_EQ(&m->cache_allocator(rt.ctx), &rt.pool);
 }
 
 TEST(ModelForward, MaxPositionsIsEnforced) {

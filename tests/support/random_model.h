@@ -11,12 +11,22 @@
 #include <random>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "longnet/model/config.h"
 #include "longnet/model/model.h"
 #include "longnet/model/weights.h"
 
 namespace longnet::testing {
+
+// `n` ids drawn uniformly from the byte tokenizer's 259 (small_config's vocabulary).
+inline std::vector<int32_t> random_ids(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> ids(n);
+  for (int32_t& id : ids)
+    id = static_cast<int32_t>(rng() % 259);
+  return ids;
+}
 
 // A decoder (or other type) of the given sizes with the byte tokenizer's 259 ids.
 inline model::ModelConfig small_config(model::ModelType type, int64_t embed_dim, int64_t heads,

@@ -24,6 +24,7 @@ class CrossAttention {
                       const Tensor& values) const;
 
  private:
+  friend class CudaGraph;  // the device graph reads the weights
   Norm norm_;
   Linear q_proj_, k_proj_, v_proj_, out_proj_;
   int64_t heads_ = 0;

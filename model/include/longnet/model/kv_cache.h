@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -23,9 +24,55 @@ struct BranchKv {
   int64_t segment = -1;        // the segment they belong to; -1 before the first token
   int64_t centre = 0;          // the XPOS centre the stored keys are scaled for (see DilatedSelfAttention)
 
+  // Addresses only (never dereferenced), so they serve a cache on a CUDA device as well.
   float* key(int64_t head, int64_t entry) const;
   float* value(int64_t head, int64_t entry) const;
+
+  // Moves to the segment (w positions long) of `position`, forgetting the one before (counts to 0, the
+  // XPOS centre to the segment's start); returns the segment's first position.
+  int64_t enter_segment(int64_t position, int64_t w);
 };
+
+// A chunk's rows cut at one branch's segment borders: `n` rows from row `row` of the chunk (position
+// `begin`), all in the segment that starts at `segment_start`.
+struct Piece {
+  int64_t segment_start = 0;
+  int64_t begin = 0;
+  int64_t n = 0;
+  int64_t row = 0;
+  int64_t last() const { return begin + n - 1; }  // the piece's last position
+};
+
+// Calls fn(piece) for every piece of positions [first, first + rows) in a branch of segments w positions
+// long, in order, with `kv` moved into the piece's segment first; stops at the first error fn returns.
+template <typename Fn>
+absl::Status for_each_piece(BranchKv& kv, int64_t first, int64_t rows, int64_t w, Fn&& fn) {
+  const int64_t end = first + rows;
+  for (int64_t pos = first; pos < end;) {
+    Piece piece;
+    piece.segment_start = kv.enter_segment(pos, w);
+    piece.begin = pos;
+    piece.n = std::min(piece.segment_start + w, end) - pos;
+    piece.row = pos - first;
+    if (absl::Status s = fn(piece); !s.ok()) return s;
+    pos += piece.n;
+  }
+  return absl::OkStatus();
+}
+
+// The rows of a piece that one head of a branch appends to its cache and queries with. The piece holds
+// positions [segment_start + rel, segment_start + rel + n) of one segment; the head, of offset `offset`
+// in a branch of dilation r, sees the positions p with (p - segment_start) % r == offset: rows first,
+// first + r, ..., `count` of them (count 0: none). The CPU and CUDA graphs both cut pieces with it.
+struct HeadRows {
+  int64_t first = 0;
+  int64_t count = 0;
+};
+HeadRows head_rows(int64_t rel, int64_t n, int64_t r, int64_t offset);
+
+// XPOS recentring of stored keys (DilatedSelfAttention): moving a branch's centre forward by `shift`
+// positions multiplies pair j of every stored key by scale[j]^(shift / scale_base), a factor <= 1.
+std::vector<float> xpos_recentre_factors(std::span<const float> scale, double scale_base, int64_t shift);
 
 // XPOS factors of the position a sequence is decoding, for its layers to share (DilatedSelfAttention): every
 // layer of a step meets the same position with the same branch centres and, in every checkpoint we know of,

@@ -16,10 +16,13 @@
 // activations of `rows` rows, `stride` floats apart.
 namespace longnet::model {
 
-// Where a forward pass runs: its threads and the pool its activations come from.
+// Where a forward pass runs: its threads and the pool its activations come from. A model on a CUDA device
+// takes host buffers from `allocator` and its activations from `device_allocator`, or from its own device
+// pool when that is null (the engine passes a wrapper that records a step's peak).
 struct ExecContext {
   kernels::ThreadPool* pool = nullptr;
   Allocator* allocator = nullptr;
+  Allocator* device_allocator = nullptr;
 };
 
 // A contiguous float32 scratch tensor of rows x cols from the context's pool.

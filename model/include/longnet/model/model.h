@@ -25,6 +25,8 @@
 //     branch crosses, each through all layers, handing every block's final-LN states to a callback.
 namespace longnet::model {
 
+class CudaGraph;
+
 // One sequence's decoding state. After a failed forward() the state is undefined: drop the sequence.
 class Sequence {
  public:
@@ -34,6 +36,7 @@ class Sequence {
 
  private:
   friend class LongNetModel;
+  friend class CudaGraph;
   explicit Sequence(DilatedKvCache cache) : cache_(std::move(cache)) {}
   DilatedKvCache cache_;
   std::vector<Tensor> cross_keys_;  // per decoder layer, encoder-decoder only
@@ -61,6 +64,16 @@ class LongNetModel {
 
   const ModelConfig& config() const { return dir_.config; }
   const std::filesystem::path& path() const { return dir_.path; }
+  // Runs the graph on a CUDA device from now on (cuda_graph.h): the weights are copied into `device`, a
+  // CUDA allocator that must outlive the model, which then also holds every sequence's cache and every
+  // activation; outputs still arrive in host memory. Call it before starting any sequence.
+  // FailedPrecondition in a build without the CUDA backend or for a CPU allocator.
+  absl::Status to_cuda(Allocator& device);
+  Device device() const;
+  // Where sequences' caches and cross-attention memories live: the device's pool once the model is on a
+  // CUDA device, `ctx`'s allocator otherwise. Admission control charges caches there.
+  Allocator& cache_allocator(const ExecContext& ctx) const;
+
   bool has_decoder() const { return dir_.config.decoder.has_value(); }
   bool has_encoder() const { return dir_.config.encoder.has_value(); }
   int64_t vocab_size() const { return dir_.config.vocab_size; }
@@ -97,6 +110,7 @@ class LongNetModel {
   int64_t encoder_block_length(int64_t n) const;
 
  private:
+  friend class CudaGraph;
   struct Layer {
     Norm self_attn_norm;
     DilatedSelfAttention self_attn;
@@ -119,7 +133,8 @@ class LongNetModel {
   ModelDirectory dir_;
   std::optional<Stack> encoder_;
   std::optional<Stack> decoder_;
-  Linear lm_head_;  // decoder only
+  Linear lm_head_;                   // decoder only
+  std::shared_ptr<CudaGraph> cuda_;  // set by to_cuda()
 };
 
 }  // namespace longnet::model

@@ -63,7 +63,8 @@ class DilatedSelfAttention {
   int64_t xpos_max_block() const { return xpos_max_block_; }
 
  private:
-  struct TokenScratch;  // a decode step's buffers, one set per thread (self_attention.cc)
+  friend class CudaGraph;  // the device graph reads the weights and the schedule, and runs the same steps
+  struct TokenScratch;     // a decode step's buffers, one set per thread (self_attention.cc)
 
   // A one-row chunk (a decode step); attend_chunk takes the longer ones.
   absl::Status attend_token(const ExecContext& ctx, const SequenceChunk& chunk, int64_t layer, const float* q,
