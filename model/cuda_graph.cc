@@ -234,8 +234,8 @@ absl::Status CudaGraph::write_output(std::span<const SequenceChunk> views, int64
   return copy_rows(out + e, stride, logits->data<float>(), vocab, vocab, total);
 }
 
-absl::Status CudaGraph::encode_device(const ExecContext& ctx, std::span<const int32_t> ids, int64_t block,
-                                      const DeviceBlockCallback& on_block) {
+absl::Status CudaGraph::encode_device(const ExecContext& ctx, std::span<const int32_t> ids, int64_t begin,
+                                      int64_t end, int64_t block, const DeviceBlockCallback& on_block) {
   const Stack& stack = *encoder_;
   const int64_t n = static_cast<int64_t>(ids.size());
   const int64_t e = stack.host->sizes.embed_dim;
@@ -245,7 +245,7 @@ absl::Status CudaGraph::encode_device(const ExecContext& ctx, std::span<const in
   if (!normed.ok()) return normed.status();
   float* xs = x->data<float>();
   float* xn = normed->data<float>();
-  for (int64_t first = 0; first < n; first += block) {
+  for (int64_t first = begin; first < end; first += block) {
     const int64_t rows = std::min(block, n - first);
     auto st = embed(stack, ids.subspan(static_cast<size_t>(first), static_cast<size_t>(rows)), xs);
     if (!st.ok()) return st;
@@ -260,14 +260,13 @@ absl::Status CudaGraph::encode_device(const ExecContext& ctx, std::span<const in
   return absl::OkStatus();
 }
 
-absl::Status CudaGraph::encode(const ExecContext& ctx, std::span<const int32_t> ids, int64_t block,
-                               const LongNetModel::BlockCallback& on_block) {
+absl::Status CudaGraph::encode(const ExecContext& ctx, std::span<const int32_t> ids, int64_t begin,
+                               int64_t end, int64_t block, const LongNetModel::BlockCallback& on_block) {
   std::lock_guard lock(mutex_);
   if (auto st = enter(&ctx); !st.ok()) return st;
   const int64_t e = encoder_->host->sizes.embed_dim;
-  std::vector<float> host(
-      static_cast<size_t>(std::min<int64_t>(block, static_cast<int64_t>(ids.size())) * e));
-  return encode_device(ctx, ids, block, [&](int64_t first, int64_t rows, const float* hidden) {
+  std::vector<float> host(static_cast<size_t>(std::min(block, end - begin) * e));
+  return encode_device(ctx, ids, begin, end, block, [&](int64_t first, int64_t rows, const float* hidden) {
     const size_t bytes = static_cast<size_t>(rows * e) * sizeof(float);
     auto st = to_status(cudaMemcpy(host.data(), hidden, bytes, cudaMemcpyDeviceToHost),
                         "copying encoder states to the host");
@@ -276,33 +275,36 @@ absl::Status CudaGraph::encode(const ExecContext& ctx, std::span<const int32_t> 
   });
 }
 
-absl::Status CudaGraph::project_cross_memory(const ExecContext& ctx, std::span<const int32_t> source_ids,
+absl::Status CudaGraph::encode_into(const ExecContext& ctx, std::span<const int32_t> ids, int64_t begin,
+                                    int64_t end, int64_t block, float* out) {
+  std::lock_guard lock(mutex_);
+  if (auto st = enter(&ctx); !st.ok()) return st;
+  const int64_t e = encoder_->host->sizes.embed_dim;
+  auto st = encode_device(ctx, ids, begin, end, block, [&](int64_t first, int64_t rows, const float* hidden) {
+    return to_status(cudaMemcpyAsync(out + first * e, hidden, static_cast<size_t>(rows * e) * sizeof(float),
+                                     cudaMemcpyDeviceToDevice, nullptr),
+                     "keeping encoder states");
+  });
+  if (!st.ok()) return st;
+  return to_status(cudaStreamSynchronize(nullptr), "encoding the source");
+}
+
+absl::Status CudaGraph::project_cross_memory(const ExecContext& ctx, const float* memory, int64_t rows,
                                              std::vector<Tensor>* keys, std::vector<Tensor>* values) {
   std::lock_guard lock(mutex_);
   if (auto st = enter(&ctx); !st.ok()) return st;
-  const int64_t n = static_cast<int64_t>(source_ids.size());
   const int64_t e = encoder_->host->sizes.embed_dim;
-  absl::StatusOr<Tensor> memory = scratch(n, e);
-  if (!memory.ok()) return memory.status();
-  auto st = encode_device(
-      ctx, source_ids, model_.encoder_block_length(n), [&](int64_t first, int64_t rows, const float* hidden) {
-        return to_status(
-            cudaMemcpyAsync(memory->data<float>() + first * e, hidden,
-                            static_cast<size_t>(rows * e) * sizeof(float), cudaMemcpyDeviceToDevice, nullptr),
-            "keeping encoder states");
-      });
-  if (!st.ok()) return st;
   const int64_t de = decoder_->host->sizes.embed_dim;
-  const int64_t shape[] = {n, de};
+  const int64_t shape[] = {rows, de};
   for (const Layer& layer : decoder_->layers) {
     // The sequence keeps these: they come from the pool caches live in, like the caches themselves.
     absl::StatusOr<Tensor> k = Tensor::empty(shape, DType::kF32, device_);
     absl::StatusOr<Tensor> v = Tensor::empty(shape, DType::kF32, device_);
     if (!k.ok()) return k.status();
     if (!v.ok()) return v.status();
-    if (st = linear(layer.cross_attn->k_proj, n, memory->data<float>(), e, k->data<float>(), de); !st.ok())
+    if (auto st = linear(layer.cross_attn->k_proj, rows, memory, e, k->data<float>(), de); !st.ok())
       return st;
-    if (st = linear(layer.cross_attn->v_proj, n, memory->data<float>(), e, v->data<float>(), de); !st.ok())
+    if (auto st = linear(layer.cross_attn->v_proj, rows, memory, e, v->data<float>(), de); !st.ok())
       return st;
     keys->push_back(*std::move(k));
     values->push_back(*std::move(v));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -25,7 +26,7 @@ size_t Sequence::nbytes() const {
     total += t.nbytes();
   for (const Tensor& t : cross_values_)
     total += t.nbytes();
-  return total;
+  return total + encoder_output_.nbytes();
 }
 
 absl::StatusOr<std::unique_ptr<LongNetModel>> LongNetModel::load(const std::filesystem::path& dir,
@@ -139,6 +140,17 @@ size_t LongNetModel::sequence_cache_bytes(int64_t max_positions) const {
 absl::StatusOr<std::unique_ptr<Sequence>> LongNetModel::start_sequence(const ExecContext& ctx,
                                                                        std::span<const int32_t> source_ids,
                                                                        int64_t max_positions) const {
+  absl::StatusOr<std::unique_ptr<Sequence>> seq = start_sequence_deferred(ctx, source_ids, max_positions);
+  if (!seq.ok()) return seq;
+  while ((*seq)->source_pending() > 0) {
+    absl::StatusOr<int64_t> encoded = encode_source(ctx, **seq, std::numeric_limits<int64_t>::max());
+    if (!encoded.ok()) return encoded.status();
+  }
+  return seq;
+}
+
+absl::StatusOr<std::unique_ptr<Sequence>> LongNetModel::start_sequence_deferred(
+    const ExecContext& ctx, std::span<const int32_t> source_ids, int64_t max_positions) const {
   if (!decoder_) {
     return absl::FailedPreconditionError(absl::StrCat(std::string(model_type_name(dir_.config.model_type)),
                                                       " has no decoder: it cannot generate"));
@@ -153,31 +165,56 @@ absl::StatusOr<std::unique_ptr<Sequence>> LongNetModel::start_sequence(const Exe
     return seq;
   }
   if (source_ids.empty()) return absl::InvalidArgumentError("an encoder-decoder sequence needs source ids");
-#if defined(LONGNET_WITH_CUDA)
-  if (cuda_) {
-    absl::Status st = cuda_->project_cross_memory(ctx, source_ids, &seq->cross_keys_, &seq->cross_values_);
-    if (!st.ok()) return st;
-    return seq;
-  }
-#endif
-  // The encoder's final-LN output is the memory every decoder layer's cross-attention reads.
-  const int64_t n = static_cast<int64_t>(source_ids.size());
-  absl::StatusOr<Tensor> memory = scratch(ctx, n, encoder_->sizes.embed_dim);
-  if (!memory.ok()) return memory.status();
-  const int64_t e = encoder_->sizes.embed_dim;
-  absl::Status st = encode(ctx, source_ids, [&](int64_t first, int64_t rows, const float* hidden) {
-    std::copy_n(hidden, rows * e, memory->data<float>() + first * e);
-    return absl::OkStatus();
-  });
-  if (!st.ok()) return st;
-  for (const Layer& layer : decoder_->layers) {
-    Tensor k, v;
-    st = layer.cross_attn->project_memory(ctx, n, memory->data<float>(), &k, &v);
-    if (!st.ok()) return st;
-    seq->cross_keys_.push_back(std::move(k));
-    seq->cross_values_.push_back(std::move(v));
-  }
+  // The encoder's final-LN output, the memory every decoder layer's cross-attention reads, is filled
+  // block by block by encode_source and projected once complete.
+  const int64_t shape[] = {static_cast<int64_t>(source_ids.size()), encoder_->sizes.embed_dim};
+  absl::StatusOr<Tensor> output = Tensor::empty(shape, DType::kF32, cache_allocator(ctx));
+  if (!output.ok()) return output.status();
+  seq->encoder_output_ = *std::move(output);
+  seq->source_ids_.assign(source_ids.begin(), source_ids.end());
+  seq->source_pending_ = static_cast<int64_t>(source_ids.size());
   return seq;
+}
+
+absl::StatusOr<int64_t> LongNetModel::encode_source(const ExecContext& ctx, Sequence& sequence,
+                                                    int64_t max_tokens) const {
+  if (sequence.source_pending_ == 0) return 0;
+  const std::span<const int32_t> ids = sequence.source_ids_;
+  const int64_t n = static_cast<int64_t>(ids.size());
+  const int64_t begin = n - sequence.source_pending_;
+  const int64_t block = encoder_block_length(n);
+  const int64_t end = std::min(n, begin + std::max<int64_t>(1, max_tokens / block) * block);
+  const int64_t e = encoder_->sizes.embed_dim;
+  float* memory = sequence.encoder_output_.data<float>();
+  absl::Status st;
+#if defined(LONGNET_WITH_CUDA)
+  if (cuda_) st = cuda_->encode_into(ctx, ids, begin, end, block, memory);
+#endif
+  if (!cuda_) {
+    st = encode_range(ctx, ids, begin, end, [&](int64_t first, int64_t rows, const float* hidden) {
+      std::copy_n(hidden, rows * e, memory + first * e);
+      return absl::OkStatus();
+    });
+  }
+  if (!st.ok()) return st;
+  sequence.source_pending_ = n - end;
+  if (end < n) return end - begin;
+#if defined(LONGNET_WITH_CUDA)
+  if (cuda_) st = cuda_->project_cross_memory(ctx, memory, n, &sequence.cross_keys_, &sequence.cross_values_);
+#endif
+  if (!cuda_) {
+    for (const Layer& layer : decoder_->layers) {
+      Tensor k, v;
+      st = layer.cross_attn->project_memory(ctx, n, memory, &k, &v);
+      if (!st.ok()) break;
+      sequence.cross_keys_.push_back(std::move(k));
+      sequence.cross_values_.push_back(std::move(v));
+    }
+  }
+  if (!st.ok()) return st;
+  sequence.encoder_output_ = Tensor();
+  sequence.source_ids_ = {};
+  return end - begin;
 }
 
 absl::Status LongNetModel::forward(const ExecContext& ctx, std::span<const DecodeChunk> chunks,
@@ -203,6 +240,11 @@ absl::Status LongNetModel::forward(const ExecContext& ctx, std::span<const Decod
     if (cap > 0 && first + rows > cap) {
       return absl::InvalidArgumentError(
           absl::StrCat("sequence of ", first + rows, " tokens exceeds its limit of ", cap, " positions"));
+    }
+    if (c.sequence->source_pending() > 0) {
+      return absl::FailedPreconditionError(absl::StrCat("a sequence's source has ",
+                                                        c.sequence->source_pending(),
+                                                        " positions still to encode (encode_source)"));
     }
     if (what == DecoderOutput::kLastLogits && rows == 0) {
       return absl::InvalidArgumentError("last-row logits asked for a chunk with no tokens");
@@ -313,13 +355,18 @@ absl::Status LongNetModel::encode(const ExecContext& ctx, std::span<const int32_
   if (!encoder_) {
     return lacks(dir_.config, "encoder", "use forward()");
   }
+  if (ids.empty()) return absl::InvalidArgumentError("encode: no tokens");
+  return encode_range(ctx, ids, 0, static_cast<int64_t>(ids.size()), on_block);
+}
+
+absl::Status LongNetModel::encode_range(const ExecContext& ctx, std::span<const int32_t> ids, int64_t begin,
+                                        int64_t end, const BlockCallback& on_block) const {
   const Stack& stack = *encoder_;
   const int64_t n = static_cast<int64_t>(ids.size());
-  if (n == 0) return absl::InvalidArgumentError("encode: no tokens");
   const int64_t e = stack.sizes.embed_dim;
   const int64_t block = encoder_block_length(n);
 #if defined(LONGNET_WITH_CUDA)
-  if (cuda_) return cuda_->encode(ctx, ids, block, on_block);
+  if (cuda_) return cuda_->encode(ctx, ids, begin, end, block, on_block);
 #endif
   absl::StatusOr<Tensor> x = scratch(ctx, block, e);
   absl::StatusOr<Tensor> normed = scratch(ctx, block, e);
@@ -327,7 +374,7 @@ absl::Status LongNetModel::encode(const ExecContext& ctx, std::span<const int32_
   if (!normed.ok()) return normed.status();
   float* xs = x->data<float>();
   float* xn = normed->data<float>();
-  for (int64_t first = 0; first < n; first += block) {
+  for (int64_t first = begin; first < end; first += block) {
     const int64_t rows = std::min(block, n - first);
     absl::Status st =
         embed(ctx, stack, ids.subspan(static_cast<size_t>(first), static_cast<size_t>(rows)), xs);

@@ -1,5 +1,6 @@
-// One generation step: every decoding sequence's next token and prefill chunks of admitted prompts, in
-// one batched decoder forward, then sampling.
+// One generation step: every decoding sequence's next token, then encoder-decoder sources encoded a few
+// blocks at a time and prefill chunks of admitted prompts in what the step's token budget leaves, the
+// tokens and chunks in one batched decoder forward, then sampling.
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
@@ -10,8 +11,9 @@ namespace longnet::server {
 
 absl::Status Engine::Impl::start_generation(GenerationWork& w) {
   const int64_t positions = static_cast<int64_t>(w.job.prompt_ids.size()) + w.job.max_new_tokens;
+  // An encoder-decoder's source is encoded by generation_step, under the step budget like a prefill.
   absl::StatusOr<std::unique_ptr<model::Sequence>> seq =
-      model_.start_sequence(context_, w.job.source_ids, positions);
+      model_.start_sequence_deferred(context_, w.job.source_ids, positions);
   if (!seq.ok()) return seq.status();
   absl::StatusOr<model::Sampler> sampler = model::Sampler::create(w.job.sampling);
   if (!sampler.ok()) return sampler.status();
@@ -78,15 +80,27 @@ int64_t Engine::Impl::generation_step(int64_t& sequences) {
     chunks.push_back({w->sequence.get(), std::span<const int32_t>(&w->history.back(), 1)});
     ++tokens;
   }
-  // Then prefill chunks, oldest first, in what the budget leaves (at least one chunk per step).
+  // Then sources and prefill chunks, oldest first, in what the budget leaves (at least one piece of work
+  // per step). A source's encoder blocks run here, before the batch; its prompt is prefilled in a later
+  // step once the whole source is encoded.
   for (auto& w : generating_) {
     if (w->decoding) continue;
-    const int64_t left = static_cast<int64_t>(w->job.prompt_ids.size()) - w->prefilled;
     int64_t budget = limits_.max_batch_tokens - tokens;
     if (budget <= 0) {
       if (tokens > 0) break;
       budget = 1;
     }
+    if (w->sequence->source_pending() > 0) {
+      absl::StatusOr<int64_t> encoded = model_.encode_source(context_, *w->sequence, budget);
+      if (!encoded.ok()) {
+        finish(*w, encoded.status(), FinishReason::kNone);
+        w->handle.reset();  // removed below
+        continue;
+      }
+      tokens += *encoded;
+      continue;
+    }
+    const int64_t left = static_cast<int64_t>(w->job.prompt_ids.size()) - w->prefilled;
     const int64_t rows = std::min(left, budget);
     plan.push_back({w.get(), rows, rows == left});
     chunks.push_back(
@@ -94,7 +108,9 @@ int64_t Engine::Impl::generation_step(int64_t& sequences) {
                                 .subspan(static_cast<size_t>(w->prefilled), static_cast<size_t>(rows))});
     tokens += rows;
   }
-  if (chunks.empty()) return 0;
+  // Sequences whose source failed to encode are finished: out before anything else looks at them.
+  generating_.remove_if([](const std::unique_ptr<GenerationWork>& w) { return w->handle == nullptr; });
+  if (chunks.empty()) return tokens;
 
   const int64_t vocab = model_.vocab_size();
   absl::StatusOr<model::Tensor> logits = model::scratch(context_, static_cast<int64_t>(chunks.size()), vocab);

@@ -8,6 +8,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "longnet/kernels/thread_pool.h"
@@ -253,6 +254,45 @@ TEST(ModelForward, BadIdIsRefusedBeforeTheCacheChanges) {
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("259"), std::string_view::npos) << st;
   EXPECT_EQ((*seq)->length(), 0);
+}
+
+// An encoder-decoder source encoded a few blocks at a time (what the engine does between other sequences'
+// steps) gives the same logits, bit for bit, as one encoded at once.
+TEST(ModelForward, SourceEncodedBlockByBlockEqualsAtOnce) {
+  Runtime rt;
+  const ExecContext& ctx = rt.ctx;
+  auto m = rt.model(testing::small_config(ModelType::kEncoderDecoder, 16, 2, 2, {{16, 1}, {32, 2}}));
+  ASSERT_NE(m, nullptr);
+  ASSERT_EQ(m->encoder_block_length(100), 32);
+  const std::vector<int32_t> source = random_ids(100, 1);
+  const std::vector<int32_t> target = random_ids(12, 2);
+  std::vector<float> want(target.size() * 259);
+  std::vector<float> got(want.size());
+  auto at_once = m->start_sequence(ctx, source);
+  ASSERT_TRUE(at_once.ok()) << at_once.status();
+  EXPECT_EQ((*at_once)->source_pending(), 0);
+  const DecodeChunk a{at_once->get(), target};
+  ASSERT_TRUE(m->forward(ctx, {&a, 1}, DecoderOutput::kLogits, want.data()).ok());
+
+  auto deferred = m->start_sequence_deferred(ctx, source);
+  ASSERT_TRUE(deferred.ok()) << deferred.status();
+  Sequence& seq = **deferred;
+  EXPECT_EQ(seq.source_pending(), 100);
+  const DecodeChunk b{&seq, target};
+  const absl::Status early = m->forward(ctx, {&b, 1}, DecoderOutput::kLogits, got.data());
+  EXPECT_EQ(early.code(), absl::StatusCode::kFailedPrecondition) << early;
+  EXPECT_EQ(seq.length(), 0);
+  // Whole blocks: as many as fit in the budget, and at least one.
+  for (const auto& [budget, encoded, pending] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {40, 32, 68}, {1, 32, 36}, {1000, 36, 0}, {5, 0, 0}}) {
+    absl::StatusOr<int64_t> n = m->encode_source(ctx, seq, budget);
+    ASSERT_TRUE(n.ok()) << n.status();
+    EXPECT_EQ(*n, encoded) << "budget " << budget;
+    EXPECT_EQ(seq.source_pending(), pending) << "budget " << budget;
+  }
+  ASSERT_TRUE(m->forward(ctx, {&b, 1}, DecoderOutput::kLogits, got.data()).ok());
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(seq.nbytes(), (*at_once)->nbytes());  // the encoder's output is gone once projected
 }
 
 // to_cuda() needs a CUDA allocator; the model stays on the CPU when it is refused. (The device graph itself

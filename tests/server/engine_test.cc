@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <random>
 #include <thread>
@@ -32,8 +33,8 @@ struct Fixture {
       : pool(budget) {
     model = testing::random_model(testing::small_config(type, 32, 2, 2, std::move(branches)), pool);
   }
-  std::unique_ptr<Engine> engine(EngineLimits limits = {}) {
-    auto e = Engine::create(*model, {&threads, &pool}, limits, nullptr);
+  std::unique_ptr<Engine> engine(EngineLimits limits = {}, EngineObserver* observer = nullptr) {
+    auto e = Engine::create(*model, {&threads, &pool}, limits, observer);
     EXPECT_TRUE(e.ok()) << e.status();
     EXPECT_TRUE((*e)->warm_up().ok());
     return *std::move(e);
@@ -78,9 +79,10 @@ std::vector<int32_t> generated_ids(GenerationHandle& h, absl::Status* status = n
 
 // What the engine must produce: the model run by hand, prefill then one decode step per token.
 std::vector<int32_t> offline_generate(Fixture& f, const std::vector<int32_t>& prompt, int64_t max_new,
-                                      const model::SamplingParams& params) {
+                                      const model::SamplingParams& params,
+                                      const std::vector<int32_t>& source = {}) {
   const model::ExecContext ctx{&f.threads, &f.pool};
-  auto seq = f.model->start_sequence(ctx);
+  auto seq = f.model->start_sequence(ctx, source);
   EXPECT_TRUE(seq.ok());
   const int64_t vocab = f.model->vocab_size();
   std::vector<float> logits(static_cast<size_t>(vocab));
@@ -178,6 +180,68 @@ TEST(Engine, LongPromptIsPrefilledInChunksBetweenOtherDecodeSteps) {
   (*short_h)->cancel(absl::CancelledError("test done"));
   drain(**short_h);
   EXPECT_GT(during, 10) << "the short generation stalled while the long prompt was prefilled";
+}
+
+// The steps the engine reports: how many, and the largest.
+class StepRecorder : public EngineObserver {
+ public:
+  void observe_batch(int64_t, int64_t tokens) override {
+    ++steps_;
+    int64_t seen = largest_.load();
+    while (tokens > seen && !largest_.compare_exchange_weak(seen, tokens)) {
+    }
+  }
+  void set_queue_depth(int64_t, int64_t) override {}
+  void set_running(int64_t, int64_t) override {}
+  void set_memory(size_t, size_t, size_t, size_t, size_t, size_t) override {}
+  int64_t largest_step_tokens() const { return largest_.load(); }
+  int64_t steps() const { return steps_.load(); }
+
+ private:
+  std::atomic<int64_t> largest_{0};
+  std::atomic<int64_t> steps_{0};
+};
+
+// An encoder-decoder's long source is encoded a block per step here (64 positions; the budget leaves less),
+// as a long prompt is prefilled in chunks: no step runs more than a block and the decode tokens, a running
+// generation keeps getting tokens meanwhile, and the long request's tokens equal the model run by hand.
+TEST(Engine, LongSourceIsEncodedInBlocksBetweenOtherDecodeSteps) {
+  Fixture f(model::ModelType::kEncoderDecoder);
+  ASSERT_EQ(f.model->encoder_block_length(4000), 64);
+  StepRecorder steps;
+  auto engine = f.engine({.max_batch_tokens = 32}, &steps);
+  GenerationJob running = endless(random_ids(4, 1));
+  running.source_ids = random_ids(8, 2);
+  auto short_h = engine->submit(std::move(running));
+  ASSERT_TRUE(short_h.ok()) << short_h.status();
+  ASSERT_FALSE((*short_h)->take(Clock::now() + 5s).events.empty());
+  GenerationJob long_job = job_for(random_ids(3, 3), 4, 1, 0.0f);
+  long_job.source_ids = random_ids(4000, 4);
+  const std::vector<int32_t> want =
+      offline_generate(f, long_job.prompt_ids, 4, long_job.sampling, long_job.source_ids);
+  const int64_t steps_before = steps.steps();
+  auto long_h = engine->submit(std::move(long_job));
+  ASSERT_TRUE(long_h.ok()) << long_h.status();
+  int during = 0;
+  std::vector<int32_t> got;
+  GenerationHandle::UpdateType long_update;
+  const auto give_up = Clock::now() + 10s;
+  while (Clock::now() < give_up) {
+    long_update = (*long_h)->take(Clock::now());
+    for (const TokenEvent& e : long_update.events)
+      got.push_back(e.id);
+    if (long_update.done) break;
+    during += static_cast<int>((*short_h)->take(Clock::now() + 20ms).events.size());
+  }
+  ASSERT_TRUE(long_update.done) << "the long-source request did not finish within 10 s";
+  ASSERT_TRUE(long_update.status.ok()) << long_update.status;
+  EXPECT_EQ(got, want);
+  // 4,000 positions are 63 blocks, one per step; encoded at admission, they would take none.
+  EXPECT_GE(steps.steps() - steps_before, 63) << "the source was not spread over steps";
+  (*short_h)->cancel(absl::CancelledError("test done"));
+  drain(**short_h);
+  EXPECT_GT(during, 10) << "the running generation stalled while the long source was encoded";
+  EXPECT_LE(steps.largest_step_tokens(), 64 + 1) << "a step ran more than one encoder block";
 }
 
 TEST(Engine, FullQueueIsRefusedAtOnceAndOversizedRequestsNeverQueue) {

@@ -46,13 +46,16 @@ class CudaGraph {
   absl::Status forward(const ExecContext& ctx, std::span<const DecodeChunk> chunks,
                        std::span<const SequenceChunk> views, std::span<const int32_t> ids, DecoderOutput what,
                        float* out);
-  // LongNetModel::encode after its checks, `block` rows at a time; hidden rows reach `on_block` in host
-  // memory.
-  absl::Status encode(const ExecContext& ctx, std::span<const int32_t> ids, int64_t block,
-                      const LongNetModel::BlockCallback& on_block);
-  // An encoder-decoder sequence's cross-attention memory: the encoder's output of `source_ids`, projected
-  // by every decoder layer's k_proj and v_proj, into device tensors.
-  absl::Status project_cross_memory(const ExecContext& ctx, std::span<const int32_t> source_ids,
+  // LongNetModel::encode_range: the encoder over the blocks of `ids` that start in [begin, end), `block`
+  // rows at a time; hidden rows reach `on_block` in host memory.
+  absl::Status encode(const ExecContext& ctx, std::span<const int32_t> ids, int64_t begin, int64_t end,
+                      int64_t block, const LongNetModel::BlockCallback& on_block);
+  // The same, the hidden rows written into `out` (device memory, row p at out + p * embed_dim).
+  absl::Status encode_into(const ExecContext& ctx, std::span<const int32_t> ids, int64_t begin, int64_t end,
+                           int64_t block, float* out);
+  // An encoder-decoder sequence's cross-attention memory: the encoder's output (`rows` rows, device
+  // memory) projected by every decoder layer's k_proj and v_proj into device tensors of the cache pool.
+  absl::Status project_cross_memory(const ExecContext& ctx, const float* memory, int64_t rows,
                                     std::vector<Tensor>* keys, std::vector<Tensor>* values);
 
  private:
@@ -138,10 +141,10 @@ class CudaGraph {
   absl::Status cross_attention(const CrossAttention& a, int64_t rows, float* x, const Tensor& keys,
                                const Tensor& values);
 
-  // The encoder over `ids`, block by block; each block's final-LN rows (device) go to `on_block`.
+  // encode()'s loop; each block's final-LN rows (device memory) go to `on_block`.
   using DeviceBlockCallback = std::function<absl::Status(int64_t first, int64_t rows, const float* hidden)>;
-  absl::Status encode_device(const ExecContext& ctx, std::span<const int32_t> ids, int64_t block,
-                             const DeviceBlockCallback& on_block);
+  absl::Status encode_device(const ExecContext& ctx, std::span<const int32_t> ids, int64_t begin, int64_t end,
+                             int64_t block, const DeviceBlockCallback& on_block);
   absl::Status write_output(std::span<const SequenceChunk> views, int64_t total, const float* xn,
                             DecoderOutput what, float* out);
 

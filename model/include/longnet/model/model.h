@@ -32,7 +32,11 @@ class Sequence {
  public:
   int64_t length() const { return cache_.length(); }  // positions consumed
   const DilatedKvCache& cache() const { return cache_; }
-  size_t nbytes() const;  // the cache plus the cross-attention memory
+  size_t nbytes()
+      const;  // the cache plus the cross-attention memory (and the encoder's output while pending)
+  // Encoder-decoder sequences from start_sequence_deferred: source positions encode_source has yet to
+  // encode. The sequence decodes once this is 0.
+  int64_t source_pending() const { return source_pending_; }
 
  private:
   friend class LongNetModel;
@@ -41,6 +45,9 @@ class Sequence {
   DilatedKvCache cache_;
   std::vector<Tensor> cross_keys_;  // per decoder layer, encoder-decoder only
   std::vector<Tensor> cross_values_;
+  std::vector<int32_t> source_ids_;  // while the source is encoded block by block
+  Tensor encoder_output_;            // source rows x encoder embed_dim, filled as blocks are encoded
+  int64_t source_pending_ = 0;
 };
 
 struct DecodeChunk {
@@ -85,6 +92,15 @@ class LongNetModel {
   absl::StatusOr<std::unique_ptr<Sequence>> start_sequence(const ExecContext& ctx,
                                                            std::span<const int32_t> source_ids = {},
                                                            int64_t max_positions = 0) const;
+  // start_sequence with the encoder's work left for encode_source(), so that a serving engine can spread a
+  // long source over several steps. Same checks; decoder-only models: the same as start_sequence.
+  absl::StatusOr<std::unique_ptr<Sequence>> start_sequence_deferred(const ExecContext& ctx,
+                                                                    std::span<const int32_t> source_ids,
+                                                                    int64_t max_positions = 0) const;
+  // Encodes the next encoder blocks of the sequence's pending source: at least one, and as many more as
+  // fit in `max_tokens` positions; after the last it projects the cross-attention memory. Returns the
+  // positions encoded (0 when nothing is pending). After an error the sequence is undefined: drop it.
+  absl::StatusOr<int64_t> encode_source(const ExecContext& ctx, Sequence& sequence, int64_t max_tokens) const;
   // Bytes a new sequence's cache takes (without the cross-attention memory).
   size_t sequence_cache_bytes(int64_t max_positions = 0) const;
   // Runs the chunks' tokens through the decoder, filling their caches, and writes the requested output
@@ -127,6 +143,9 @@ class LongNetModel {
 
   explicit LongNetModel(ModelDirectory dir) : dir_(std::move(dir)) {}
   Stack build_stack(const StackConfig& sizes, const std::string& prefix, bool with_cross_attention) const;
+  // encode() over the blocks of `ids` that start in [begin, end) (begin on a block boundary).
+  absl::Status encode_range(const ExecContext& ctx, std::span<const int32_t> ids, int64_t begin, int64_t end,
+                            const BlockCallback& on_block) const;
   absl::Status embed(const ExecContext& ctx, const Stack& stack, std::span<const int32_t> ids,
                      float* x) const;
 
