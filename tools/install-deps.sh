@@ -17,6 +17,9 @@ packages=(
   # throwaway certificates with the openssl command-line tool.
   libssl-dev openssl
   python3 python3-numpy
+  # deploy/: the chart's renderer and the validation of the Kubernetes manifests against the vendored
+  # strict schemas (tests/deploy).
+  python3-yaml python3-jsonschema
   # The float64 PyTorch reference of the model contract (tools/reference) that the engine's parity tests
   # run against, the demo model's training and the torchscale converter.
   python3-torch

@@ -72,10 +72,10 @@ def load_stubs(stub_dir):
         pb[key] = importlib.import_module(module)
 
 
-def configure(argv):
-    """Takes the harness's own options out of argv (the rest goes to unittest)."""
-    global SERVER, LONGNET_RUN, PYTHON, TIME_SCALE
-    opts = {"--server": None, "--longnet-run": None, "--python": None, "--stubs": None, "--time-scale": None}
+def take_options(argv, names, required=()):
+    """Splits argv into this program's options (`--name value` for each of `names`; a dict, None when
+    absent) and the rest, which goes to unittest. Exits naming a `required` option that is missing."""
+    opts = {name: None for name in names}
     rest = [argv[0]]
     i = 1
     while i < len(argv):
@@ -85,9 +85,17 @@ def configure(argv):
         else:
             rest.append(argv[i])
             i += 1
-    for name in ("--server", "--longnet-run", "--stubs"):
+    for name in required:
         if not opts[name]:
             sys.exit(f"{argv[0]}: {name} is required")
+    return opts, rest
+
+
+def configure(argv):
+    """Takes the harness's own options out of argv (the rest goes to unittest)."""
+    global SERVER, LONGNET_RUN, PYTHON, TIME_SCALE
+    opts, rest = take_options(argv, ("--server", "--longnet-run", "--python", "--stubs", "--time-scale"),
+                              required=("--server", "--longnet-run", "--stubs"))
     SERVER = opts["--server"]
     LONGNET_RUN = opts["--longnet-run"]
     if opts["--python"]:
@@ -104,7 +112,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def _die_with_parent():
+def die_with_parent():
     # PR_SET_PDEATHSIG = 1: the server gets SIGKILL when the test process dies (CTest timeout, crash).
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
@@ -189,7 +197,7 @@ class Server:
         self._log = open(self.log_path, "wb")
         self._out = open(self.out_path, "wb")
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=self._out,
-                                     stderr=self._log, env=env, preexec_fn=_die_with_parent)
+                                     stderr=self._log, env=env, preexec_fn=die_with_parent)
         with _live_lock:
             _live.append(self.proc)
         if wait:
@@ -375,7 +383,7 @@ def metric_sum(text, name, **labels):
 # --- longnet-run, the offline reference ---
 def longnet_run(*args, timeout=300):
     p = subprocess.run([LONGNET_RUN, *args, "--threads", str(THREADS)], capture_output=True,
-                       timeout=scaled(timeout), preexec_fn=_die_with_parent)
+                       timeout=scaled(timeout), preexec_fn=die_with_parent)
     if p.returncode != 0:
         raise AssertionError(f"longnet-run {' '.join(args)} failed ({p.returncode}): "
                              f"{p.stderr.decode(errors='replace')}")

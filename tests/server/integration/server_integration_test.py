@@ -1359,7 +1359,7 @@ class CommandLine(ServerTest):
         e = {k: v for k, v in os.environ.items() if not k.startswith("LONGNET_")}
         e.update(env or {})
         return subprocess.run([H.SERVER, *args], capture_output=True, text=True, timeout=scaled(timeout), env=e,
-                              preexec_fn=H._die_with_parent)
+                              preexec_fn=H.die_with_parent)
 
     def test_default_model_and_limits(self):
         env = {"LONGNET_MAX_DOCUMENT_TOKENS": "7777", "LONGNET_MAX_STOP_SEQUENCES": "9"}
