@@ -1,4 +1,6 @@
 // longnet-server: the gRPC inference server for LongNet models. See docs/server.md.
+#include <unistd.h>  // environ
+
 #include <cstdio>
 #include <string>
 
@@ -25,6 +27,10 @@ int main(int argc, char** argv) {
   if (absl::Status st = longnet::server::init_logging(config.log_format, config.log_level); !st.ok()) {
     std::fprintf(stderr, "longnet-server: %s\n", std::string(st.message()).c_str());
     return 2;
+  }
+  for (const std::string& name : longnet::server::unknown_environment_variables(environ)) {
+    longnet::server::log_warn(
+        "-", "environment variable {} is not a longnet-server setting: ignored (see --help)", name);
   }
   longnet::server::ServerApp app(config);
   return app.run();

@@ -403,6 +403,21 @@ absl::StatusOr<ParsedConfig> parse_server_config(int argc, const char* const* ar
   return parsed;
 }
 
+std::vector<std::string> unknown_environment_variables(const char* const* environment) {
+  std::vector<std::string> unknown;
+  if (environment == nullptr) return unknown;
+  for (const char* const* entry = environment; *entry != nullptr; ++entry) {
+    const std::string_view text(*entry);
+    const std::string_view name = text.substr(0, text.find('='));
+    if (!name.starts_with("LONGNET_") || name == "LONGNET_CPU_ISA") continue;
+    bool known = false;
+    for (const Flag& flag : flags())
+      known = known || env_name(flag.name) == name;
+    if (!known) unknown.emplace_back(name);
+  }
+  return unknown;
+}
+
 absl::StatusOr<std::string> read_config_text_file(std::string_view what, const std::string& path) {
   std::error_code error;
   if (std::filesystem::is_directory(path, error)) {

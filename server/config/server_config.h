@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -57,6 +58,11 @@ struct ParsedConfig {
 // file:line and the bad value.
 absl::StatusOr<ParsedConfig> parse_server_config(
     int argc, const char* const* argv, const std::function<const char*(const char*)>& getenv = ::getenv);
+
+// LONGNET_* variables in `environment` (NAME=value strings, as `environ`; null-terminated) that mirror no
+// flag and that the server does not read otherwise (LONGNET_CPU_ISA, the kernels' ISA cap): most likely
+// typos, which the parser would skip without a word. main() logs a warning naming each.
+std::vector<std::string> unknown_environment_variables(const char* const* environment);
 
 // The --help text: usage, every flag with its environment variable, default and meaning.
 std::string server_config_help();

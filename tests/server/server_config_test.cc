@@ -182,6 +182,15 @@ TEST(ServerConfig, EnvironmentMirrorsEveryFlag) {
   EXPECT_EQ(parsed->config.model_dir, "");
 }
 
+TEST(ServerConfig, UnknownLongnetVariablesAreNamed) {
+  const char* const environment[] = {
+      "LONGNET_PORT=1",  "LONGNET_DRAIN_TIMEOUTX=5", "PATH=/bin",           "LONGNET_CPU_ISA=avx2",
+      "LONGNET_CONFIG=", "LONGNET_THREAD=2",         "NOT_LONGNET_PORTX=1", nullptr};
+  EXPECT_EQ(unknown_environment_variables(environment),
+            (std::vector<std::string>{"LONGNET_DRAIN_TIMEOUTX", "LONGNET_THREAD"}));
+  EXPECT_TRUE(unknown_environment_variables(nullptr).empty());
+}
+
 TEST(ServerConfig, FlagBeatsEnvironment) {
   const absl::StatusOr<ParsedConfig> parsed = parse({"--port", "7000"}, FakeEnv({{"LONGNET_PORT", "6001"}}));
   ASSERT_TRUE(parsed.ok()) << parsed.status();
