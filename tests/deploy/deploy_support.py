@@ -146,18 +146,13 @@ class Process:
         self.proc = None
 
     def start(self):
-        uid_gid = self.uid_gid
-
-        def preexec():
-            H.die_with_parent()
-            if uid_gid:
-                os.setgroups([])
-                os.setgid(uid_gid[1])
-                os.setuid(uid_gid[0])
-
+        # As another user, if asked, with no supplementary groups (done by Popen itself, no preexec_fn).
+        as_user = {}
+        if self.uid_gid:
+            as_user = {"user": self.uid_gid[0], "group": self.uid_gid[1], "extra_groups": []}
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL,
-                                     stdout=self._log, stderr=self._log, preexec_fn=preexec)
+        self.proc = subprocess.Popen(H.die_with_parent(self.argv), env=self.env, stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=self._log, **as_user)
         return self
 
     def log_tail(self, lines=40):

@@ -7,11 +7,9 @@ is killed by `stop()`, by an atexit hook, and by the kernel if this Python proce
 """
 
 import atexit
-import ctypes
 import importlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -112,12 +110,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def die_with_parent():
-    # PR_SET_PDEATHSIG = 1: the server gets SIGKILL when the test process dies (CTest timeout, crash).
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
-    except OSError:
-        pass
+def die_with_parent(command):
+    """`command` (a list) run so that the kernel kills it (SIGKILL) if this process dies first (a CTest
+    timeout, a crash): through util-linux's `setpriv --pdeathsig`, which execs it, so the child's pid and
+    signals are the command's own. Not a preexec_fn: Python code between fork and exec can deadlock in a
+    process that has other threads (grpcio's)."""
+    return ["setpriv", "--pdeathsig", "KILL", "--", *command]
 
 
 @atexit.register
@@ -196,8 +194,8 @@ class Server:
             env.update(self.env)
         self._log = open(self.log_path, "wb")
         self._out = open(self.out_path, "wb")
-        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=self._out,
-                                     stderr=self._log, env=env, preexec_fn=die_with_parent)
+        self.proc = subprocess.Popen(die_with_parent(self.command()), stdin=subprocess.DEVNULL, stdout=self._out,
+                                     stderr=self._log, env=env)
         with _live_lock:
             _live.append(self.proc)
         if wait:
@@ -382,8 +380,8 @@ def metric_sum(text, name, **labels):
 
 # --- longnet-run, the offline reference ---
 def longnet_run(*args, timeout=300):
-    p = subprocess.run([LONGNET_RUN, *args, "--threads", str(THREADS)], capture_output=True,
-                       timeout=scaled(timeout), preexec_fn=die_with_parent)
+    p = subprocess.run(die_with_parent([LONGNET_RUN, *args, "--threads", str(THREADS)]), capture_output=True,
+                       timeout=scaled(timeout))
     if p.returncode != 0:
         raise AssertionError(f"longnet-run {' '.join(args)} failed ({p.returncode}): "
                              f"{p.stderr.decode(errors='replace')}")

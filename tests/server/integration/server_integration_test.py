@@ -1358,8 +1358,8 @@ class CommandLine(ServerTest):
         import subprocess
         e = {k: v for k, v in os.environ.items() if not k.startswith("LONGNET_")}
         e.update(env or {})
-        return subprocess.run([H.SERVER, *args], capture_output=True, text=True, timeout=scaled(timeout), env=e,
-                              preexec_fn=H.die_with_parent)
+        return subprocess.run(H.die_with_parent([H.SERVER, *args]), capture_output=True, text=True,
+                              timeout=scaled(timeout), env=e)
 
     def test_default_model_and_limits(self):
         env = {"LONGNET_MAX_DOCUMENT_TOKENS": "7777", "LONGNET_MAX_STOP_SEQUENCES": "9"}
