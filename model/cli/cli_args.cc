@@ -10,12 +10,15 @@ namespace longnet::cli {
 
 absl::StatusOr<Args> Args::parse(const std::vector<std::string>& argv,
                                  const std::set<std::string>& value_flags,
-                                 const std::set<std::string>& switches) {
+                                 const std::set<std::string>& switches, bool positional) {
   Args args;
   for (size_t i = 0; i < argv.size(); ++i) {
     const std::string& arg = argv[i];
-    if (arg.rfind("--", 0) != 0)
-      return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", arg, "'"));
+    if (arg.rfind("--", 0) != 0) {
+      if (!positional) return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", arg, "'"));
+      args.positional_.push_back(arg);
+      continue;
+    }
     std::string name = arg.substr(2);
     std::optional<std::string> value;
     if (const size_t eq = name.find('='); eq != std::string::npos) {

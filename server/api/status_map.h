@@ -5,6 +5,7 @@
 #include <grpcpp/support/status.h>
 
 #include "absl/status/status.h"
+#include "longnet/api/status_names.h"
 
 // The one table from absl status codes (what validation and the engine return) to gRPC status codes. The
 // two enumerations share their numbering, so the mapping is 1:1 and keeps the message.
@@ -13,6 +14,6 @@ namespace longnet::server {
 grpc::Status to_grpc(const absl::Status& status);
 
 // "OK", "INVALID_ARGUMENT", ...: the label of the requests metric and of the access log.
-std::string_view grpc_code_name(grpc::StatusCode code);
+using api::grpc_code_name;
 
 }  // namespace longnet::server

@@ -577,14 +577,5 @@ class Examples(ClientTest):
 
 
 # --------------------------------------------------------------------------------------------------------
-def test_classes():
-    return [name for name, obj in sorted(globals().items())
-            if isinstance(obj, type) and issubclass(obj, unittest.TestCase) and obj.__module__ == __name__
-            and any(n.startswith("test_") for n in dir(obj)) and name != "ClientTest"]
-
-
 if __name__ == "__main__":
-    if "--list" in sys.argv:
-        print("\n".join(test_classes()))
-        sys.exit(0)
-    unittest.main(argv=configure(sys.argv), verbosity=2)
+    H.run_tests(globals(), ("ClientTest",), configure)

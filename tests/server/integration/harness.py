@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import unittest
 import urllib.request
 
 import grpc
@@ -87,6 +88,20 @@ def take_options(argv, names, required=()):
         if not opts[name]:
             sys.exit(f"{argv[0]}: {name} is required")
     return opts, rest
+
+
+def run_tests(namespace, bases, configure_argv):
+    """The main of a script of server tests. `--list` prints its test classes, one per line, for CTest to
+    register one entry each: the TestCases of `namespace` (the script's globals()) that define tests, but
+    the shared `bases`. Otherwise runs unittest on the arguments `configure_argv(argv)` leaves."""
+    if "--list" in sys.argv:
+        names = [name for name, obj in sorted(namespace.items())
+                 if isinstance(obj, type) and issubclass(obj, unittest.TestCase)
+                 and obj.__module__ == namespace["__name__"] and any(n.startswith("test_") for n in dir(obj))
+                 and name not in bases]
+        print("\n".join(names))
+        sys.exit(0)
+    unittest.main(argv=configure_argv(sys.argv), verbosity=2)
 
 
 def configure(argv):

@@ -1478,20 +1478,15 @@ class Logs(ServerTest):
 
 
 # --------------------------------------------------------------------------------------------------------
-def test_classes():
-    return [name for name, obj in sorted(globals().items())
-            if isinstance(obj, type) and issubclass(obj, unittest.TestCase) and obj.__module__ == __name__
-            and any(n.startswith("test_") for n in dir(obj)) and name not in ("ServerTest", "SecurityTest")]
-
-
-if __name__ == "__main__":
-    if "--list" in sys.argv:
-        print("\n".join(test_classes()))
-        sys.exit(0)
-    argv = H.configure(sys.argv)
+def configure(argv):
+    argv = H.configure(argv)
     if "--watchdog" in argv:
-        # A hang fails clearly: every thread's stack, then exit (the servers die with us: PR_SET_PDEATHSIG).
+        # A hang fails clearly: every thread's stack, then exit (the servers die with us: setpriv --pdeathsig).
         i = argv.index("--watchdog")
         faulthandler.dump_traceback_later(float(argv[i + 1]), exit=True)
         del argv[i:i + 2]
-    unittest.main(argv=argv, verbosity=2)
+    return argv
+
+
+if __name__ == "__main__":
+    H.run_tests(globals(), ("ServerTest", "SecurityTest"), configure)
