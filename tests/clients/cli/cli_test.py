@@ -60,11 +60,14 @@ def max_abs_diff(a, b):
 
 class CliTest(unittest.TestCase):
     server_args = ()
+    tls = None  # (server cert, server key, client CA) for harness.Server
 
     @classmethod
     def setUpClass(cls):
-        cls.server = H.Server(["--model", DEMO_MODEL, *cls.server_args], name=cls.__name__)
+        cls.server = H.Server(["--model", DEMO_MODEL, *cls.server_args], tls=cls.tls, name=cls.__name__)
         cls.addClassCleanup(cls.server.cleanup)
+        if cls.tls:  # the harness's own health polling needs the client's side of mutual TLS
+            cls.server.probe_credentials = cls.probe_credentials()
         cls.server.start(timeout=scaled(60))
 
     def cli(self, *args, expect_rc=0, timeout=120, target=None):
@@ -204,6 +207,35 @@ class ApiKey(CliTest):
         p = subprocess.run([CLI, "info", "--target", self.server.address()], capture_output=True, text=True,
                            env=env, timeout=scaled(60))
         self.assertEqual(p.returncode, 0, p.stderr)
+
+
+class MutualTls(CliTest):
+    @classmethod
+    def setUpClass(cls):
+        tmp = tempfile.TemporaryDirectory(prefix="longnet-cli-certs-")
+        cls.addClassCleanup(tmp.cleanup)
+        cls.certs = c = H.make_certificates(tmp.name)
+        cls.tls = (c["server_pem"], c["server_key"], c["ca_pem"])
+        super().setUpClass()
+
+    @classmethod
+    def probe_credentials(cls):
+        c = cls.certs
+        return H.grpc.ssl_channel_credentials(H.read(c["ca_pem"]), H.read(c["client_key"]), H.read(c["client_pem"]))
+
+    def test_with_and_without_a_client_certificate(self):
+        c = self.certs
+        mtls = ["--ca-cert", c["ca_pem"], "--client-cert", c["client_pem"], "--client-key", c["client_key"]]
+        self.assertEqual(self.cli("health", *mtls).stdout, "SERVING\n")
+        self.assertEqual(json.loads(self.cli("info", *mtls).stdout)["model"]["name"], "demo")
+        for refused in (["--ca-cert", c["ca_pem"]],  # TLS, no client certificate
+                        [],  # plaintext
+                        ["--ca-cert", c["ca_pem"], "--client-cert", c["rogue-client_pem"], "--client-key",
+                         c["rogue-client_key"]]):  # a certificate from a CA the server does not trust
+            p = self.cli("info", *refused, expect_rc=1)
+            self.assertIn("GetInfo failed: UNAVAILABLE", p.stderr)
+        p = self.cli("info", "--ca-cert", c["ca_pem"], "--client-cert", c["client_pem"], expect_rc=2)
+        self.assertIn("--client-key", p.stderr)
 
 
 class EncodeMillionBytes(CliTest):
