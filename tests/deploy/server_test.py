@@ -36,7 +36,9 @@ from deploy_support import health_check, render, validate
 BUILD_DIR = None
 CMAKE = "cmake"
 STARTUP_BOUND = 180
-SANITIZER_RUNTIMES = ("libasan.", "libubsan.", "libtsan.", "liblsan.")
+# A sanitizer build's runtimes, and libatomic, which only the sanitizer build links (ASan's runtime needs
+# it): neither is in a release image.
+SANITIZER_RUNTIMES = ("libasan.", "libubsan.", "libtsan.", "liblsan.", "libatomic.")
 # Linked when the build tree has the CUDA backend (nvcc found): the CUDA image installs them from NVIDIA's
 # repository (Dockerfile.cuda), the CPU image is configured with LONGNET_WITH_CUDA=OFF and has none.
 CUDA_RUNTIMES = ("libcudart.", "libcublas.", "libcublasLt.")  # seconds a start may take before the test gives up (not a measurement)
