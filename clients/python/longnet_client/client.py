@@ -50,6 +50,16 @@ def _token_ids(ids, name):
     return pb.common_pb2.TokenIds(ids=out)
 
 
+def _set_input(message, value, name):
+    """`value` (text, or a sequence of token ids) into `message`'s text / ids oneof."""
+    if isinstance(value, str):
+        message.text = value
+    elif isinstance(value, (bytes, bytearray)) or not isinstance(value, Sequence):
+        raise TypeError(f"{name}: expected str or a sequence of token ids, got {type(value).__name__}")
+    else:
+        message.ids.CopyFrom(_token_ids(value, name))
+
+
 def _choice(value, table, name):
     if value not in table:
         raise ValueError(f"{name}: {value!r} is not one of {', '.join(table)}")
@@ -190,12 +200,7 @@ class Client:
     # --- generation ---
     def _generate_request(self, prompt, stop, stop_token_ids, request_id, params):
         request = pb.generate_pb2.GenerateRequest(request_id=request_id)
-        if isinstance(prompt, str):
-            request.text = prompt
-        elif isinstance(prompt, (bytes, bytearray)) or not isinstance(prompt, Sequence):
-            raise TypeError(f"prompt: expected str or a sequence of token ids, got {type(prompt).__name__}")
-        else:
-            request.ids.CopyFrom(_token_ids(prompt, "prompt"))
+        _set_input(request, prompt, "prompt")
         p = request.parameters
         for name in _GENERATION_PARAMETERS:
             value = params[name]
@@ -257,12 +262,7 @@ class Client:
     @staticmethod
     def _document(document, document_id):
         d = pb.encode_pb2.Document(id=document_id)
-        if isinstance(document, str):
-            d.text = document
-        elif isinstance(document, (bytes, bytearray)) or not isinstance(document, Sequence):
-            raise TypeError(f"document: expected str or a sequence of token ids, got {type(document).__name__}")
-        else:
-            d.ids.CopyFrom(_token_ids(document, "document"))
+        _set_input(d, document, "document")
         return d
 
     def encode(self, document: Document, *, pooling: str = "mean", normalize: bool = False,

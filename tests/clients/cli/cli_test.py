@@ -9,7 +9,6 @@ against the server's own unary calls (through the Python stubs) and against long
 Servers are started by tests/server/integration/harness.py; every run of the CLI has a timeout.
 """
 
-import faulthandler
 import json
 import os
 import subprocess
@@ -30,18 +29,8 @@ PROMPT = "In the beginning God created"
 
 def configure(argv):
     global CLI
-    opts, rest = H.take_options(
-        argv, ("--cli", "--server", "--longnet-run", "--stubs", "--python", "--time-scale", "--watchdog"),
-        required=("--cli", "--server", "--longnet-run", "--stubs"))
+    opts, rest = H.configure(argv, extra=("--cli",))
     CLI = opts["--cli"]
-    H.SERVER, H.LONGNET_RUN = opts["--server"], opts["--longnet-run"]
-    if opts["--python"]:
-        H.PYTHON = opts["--python"]
-    if opts["--time-scale"]:
-        H.TIME_SCALE = float(opts["--time-scale"])
-    if opts["--watchdog"]:
-        faulthandler.dump_traceback_later(float(opts["--watchdog"]), exit=True)
-    H.load_stubs(opts["--stubs"])
     return rest
 
 

@@ -11,7 +11,6 @@ The servers are started by tests/server/integration/harness.py (imported by path
 deadline and every process wait a timeout, so a broken server or client fails a test instead of hanging it.
 """
 
-import faulthandler
 import json
 import math
 import os
@@ -39,17 +38,9 @@ STUB_DIR = None
 def configure(argv):
     """Takes this test's options out of argv (the rest goes to unittest) and imports longnet_client."""
     global L, STUB_DIR
-    opts, rest = H.take_options(
-        argv, ("--server", "--longnet-run", "--stubs", "--python", "--time-scale", "--watchdog"),
-        required=("--server", "--longnet-run", "--stubs"))
-    H.SERVER, H.LONGNET_RUN, STUB_DIR = opts["--server"], opts["--longnet-run"], opts["--stubs"]
-    if opts["--python"]:
-        H.PYTHON = opts["--python"]
-    if opts["--time-scale"]:
-        H.TIME_SCALE = float(opts["--time-scale"])
-    if opts["--watchdog"]:
-        # A hang fails clearly: every thread's stack, then exit (the servers die with us: PR_SET_PDEATHSIG).
-        faulthandler.dump_traceback_later(float(opts["--watchdog"]), exit=True)
+    # Not the harness's stubs: the package imports the generated modules its own way (health by file).
+    opts, rest = H.configure(argv, load=False)
+    STUB_DIR = opts["--stubs"]
     # The documented way to use the package: its directory and the generated stubs on the import path.
     sys.path[:0] = [CLIENT_DIR, STUB_DIR]
     import longnet_client

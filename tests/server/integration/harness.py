@@ -7,6 +7,7 @@ is killed by `stop()`, by an atexit hook, and by the kernel if this Python proce
 """
 
 import atexit
+import faulthandler
 import importlib
 import json
 import os
@@ -104,19 +105,27 @@ def run_tests(namespace, bases, configure_argv):
     unittest.main(argv=configure_argv(sys.argv), verbosity=2)
 
 
-def configure(argv):
-    """Takes the harness's own options out of argv (the rest goes to unittest)."""
+def configure(argv, extra=(), load=True):
+    """Takes the options every server test script has -- --server, --longnet-run, --stubs (required),
+    --python, --time-scale, --watchdog -- and the script's `extra` ones out of argv. Sets the harness's
+    paths and time scale, arms the watchdog (a hang fails clearly: every thread's stack, then exit; the
+    servers die with us through setpriv --pdeathsig) and, with `load`, imports the stubs. Returns the options
+    (a dict) and the rest of argv, which goes to unittest."""
     global SERVER, LONGNET_RUN, PYTHON, TIME_SCALE
-    opts, rest = take_options(argv, ("--server", "--longnet-run", "--python", "--stubs", "--time-scale"),
-                              required=("--server", "--longnet-run", "--stubs"))
+    opts, rest = take_options(argv, ("--server", "--longnet-run", "--stubs", "--python", "--time-scale",
+                                     "--watchdog", *extra),
+                              required=("--server", "--longnet-run", "--stubs", *extra))
     SERVER = opts["--server"]
     LONGNET_RUN = opts["--longnet-run"]
     if opts["--python"]:
         PYTHON = opts["--python"]
     if opts["--time-scale"]:
         TIME_SCALE = float(opts["--time-scale"])
-    load_stubs(opts["--stubs"])
-    return rest
+    if opts["--watchdog"]:
+        faulthandler.dump_traceback_later(float(opts["--watchdog"]), exit=True)
+    if load:
+        load_stubs(opts["--stubs"])
+    return opts, rest
 
 
 def free_port():

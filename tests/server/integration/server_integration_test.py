@@ -11,7 +11,6 @@ deadline and every process wait a timeout, so a broken server fails a test inste
 """
 
 import concurrent.futures
-import faulthandler
 import json
 import math
 import os
@@ -1478,15 +1477,5 @@ class Logs(ServerTest):
 
 
 # --------------------------------------------------------------------------------------------------------
-def configure(argv):
-    argv = H.configure(argv)
-    if "--watchdog" in argv:
-        # A hang fails clearly: every thread's stack, then exit (the servers die with us: setpriv --pdeathsig).
-        i = argv.index("--watchdog")
-        faulthandler.dump_traceback_later(float(argv[i + 1]), exit=True)
-        del argv[i:i + 2]
-    return argv
-
-
 if __name__ == "__main__":
-    H.run_tests(globals(), ("ServerTest", "SecurityTest"), configure)
+    H.run_tests(globals(), ("ServerTest", "SecurityTest"), lambda argv: H.configure(argv)[1])
