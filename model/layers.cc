@@ -1,6 +1,7 @@
 #include "longnet/model/layers.h"
 
 #include <algorithm>
+#include <cassert>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -18,6 +19,8 @@ Linear Linear::from(const ModelWeights& weights, const std::string& prefix, bool
   Linear linear;
   const Tensor& w = weights.get(absl::StrCat(prefix, ".weight"));
   linear.weight = w.data<float>();
+  linear.panels = weights.panels(absl::StrCat(prefix, ".weight"));
+  assert(linear.panels != nullptr && "LongNetModel::assemble packs every Linear's weight");
   linear.out_features = w.dim(0);
   linear.in_features = w.dim(1);
   if (has_bias) linear.bias = weights.get(absl::StrCat(prefix, ".bias")).data<float>();
@@ -41,16 +44,15 @@ void Linear::forward(int64_t rows, const float* x, int64_t x_stride, float* y, i
     }
   }
   const bool onto_y = bias != nullptr || accumulate;
-  if (rows > 1 && rows <= kernels::cpu::kMatmulRowsMax) {
-    kernels::MatmulRowsShape shape;
+  if (rows > 1) {
+    kernels::MatmulPanelsShape shape;
     shape.m = rows;
     shape.n = out_features;
     shape.k = in_features;
     shape.lda = x_stride;
-    shape.ldw = in_features;
     shape.ldc = y_stride;
     shape.accumulate = onto_y;
-    kernels::cpu::matmul_rows(shape, x, weight, y, pool);
+    kernels::cpu::matmul_panels(shape, x, panels, y, pool);
     return;
   }
   kernels::GemmShape shape;

@@ -33,12 +33,23 @@ absl::StatusOr<std::unique_ptr<LongNetModel>> LongNetModel::load(const std::file
                                                                  Allocator& allocator) {
   absl::StatusOr<ModelDirectory> directory = load_model_directory(dir, allocator);
   if (!directory.ok()) return directory.status();
-  return assemble(*std::move(directory));
+  return assemble(*std::move(directory), allocator);
 }
 
-absl::StatusOr<std::unique_ptr<LongNetModel>> LongNetModel::assemble(ModelDirectory directory) {
+absl::StatusOr<std::unique_ptr<LongNetModel>> LongNetModel::assemble(ModelDirectory directory,
+                                                                     Allocator& allocator) {
   std::unique_ptr<LongNetModel> model(new LongNetModel(std::move(directory)));
   const ModelConfig& config = model->dir_.config;
+  const std::string head_prefix = config.model_type == ModelType::kEncoderDecoder ? "decoder." : "";
+  const std::string head = absl::StrCat(
+      head_prefix, config.share_decoder_input_output_embed ? "embed_tokens" : "output_projection", ".weight");
+  // Every 2-D weight but the embedding tables is a Linear's; a tied LM head is the decoder's table.
+  for (const ExpectedTensor& t : expected_tensors(config)) {
+    const bool table = t.name.ends_with("embed_tokens.weight");
+    const bool is_head = config.decoder.has_value() && t.name == head;
+    if (t.shape.size() != 2 || (table && !is_head)) continue;
+    if (absl::Status st = model->dir_.weights.pack_panels(t.name, allocator); !st.ok()) return st;
+  }
   switch (config.model_type) {
     case ModelType::kDecoder:
       model->decoder_ = model->build_stack(*config.decoder, "", false);
@@ -52,9 +63,9 @@ absl::StatusOr<std::unique_ptr<LongNetModel>> LongNetModel::assemble(ModelDirect
       break;
   }
   if (model->decoder_) {
-    const std::string prefix = config.model_type == ModelType::kEncoderDecoder ? "decoder." : "";
-    const std::string head = config.share_decoder_input_output_embed ? "embed_tokens" : "output_projection";
-    model->lm_head_ = Linear::from(model->dir_.weights, absl::StrCat(prefix, head), /*has_bias=*/false);
+    model->lm_head_ =
+        Linear::from(model->dir_.weights, head.substr(0, head.size() - std::string(".weight").size()),
+                     /*has_bias=*/false);
   }
   return model;
 }

@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "json_util.h"
 #include "longnet/kernels/convert.h"
+#include "longnet/kernels/gemm.h"
 
 namespace longnet::model {
 
@@ -194,6 +195,27 @@ size_t ModelWeights::nbytes() const {
   for (const auto& [name, tensor] : tensors_)
     total += tensor.nbytes();
   return total;
+}
+
+absl::Status ModelWeights::pack_panels(std::string_view name, Allocator& allocator) {
+  if (panels_.contains(name)) return absl::OkStatus();
+  const Tensor* w = find(name);
+  if (w == nullptr || w->rank() != 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pack_panels: ", std::string(name), " is not a 2-D tensor of the model"));
+  }
+  const int64_t n = w->dim(0), k = w->dim(1);
+  const int64_t shape[] = {kernels::panel_floats(n, k)};
+  absl::StatusOr<Tensor> panels = Tensor::empty(shape, DType::kF32, allocator);
+  if (!panels.ok()) return panels.status();
+  kernels::pack_panels(w->data<float>(), n, k, k, panels->data<float>());
+  panels_.emplace(std::string(name), *std::move(panels));
+  return absl::OkStatus();
+}
+
+const float* ModelWeights::panels(std::string_view name) const {
+  const auto it = panels_.find(name);
+  return it == panels_.end() ? nullptr : it->second.data<float>();
 }
 
 void ModelWeights::insert(std::string name, Tensor tensor) {

@@ -71,17 +71,12 @@ absl::Status validate_gemv(const GemvShape& s) {
   return check_ld(kOp, "lda", s.lda, std::max<int64_t>(1, s.cols));
 }
 
-absl::Status validate_matmul_rows(const MatmulRowsShape& s) {
-  constexpr const char* kOp = "matmul_rows";
+absl::Status validate_matmul_panels(const MatmulPanelsShape& s) {
+  constexpr const char* kOp = "matmul_panels";
   for (auto [name, value] : {std::pair{"m", s.m}, std::pair{"n", s.n}, std::pair{"k", s.k}}) {
     if (auto st = check_dim(kOp, name, value, 0); !st.ok()) return st;
   }
-  if (s.m > cpu::kMatmulRowsMax) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kOp, ": m = ", s.m, " is above kMatmulRowsMax = ", cpu::kMatmulRowsMax));
-  }
   if (auto st = check_ld(kOp, "lda", s.lda, std::max<int64_t>(1, s.k)); !st.ok()) return st;
-  if (auto st = check_ld(kOp, "ldw", s.ldw, std::max<int64_t>(1, s.k)); !st.ok()) return st;
   return check_ld(kOp, "ldc", s.ldc, std::max<int64_t>(1, s.n));
 }
 

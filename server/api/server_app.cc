@@ -68,8 +68,8 @@ std::string model_name(const std::filesystem::path& dir) {
 class MetricsObserver final : public EngineObserver {
  public:
   explicit MetricsObserver(Metrics& metrics) : metrics_(metrics) {}
-  void observe_batch(int64_t sequences, int64_t tokens) override {
-    metrics_.observe_batch(sequences, tokens);
+  void observe_batch(int64_t sequences, int64_t tokens, double seconds) override {
+    metrics_.observe_batch(sequences, tokens, seconds);
   }
   void set_queue_depth(int64_t requests, int64_t tokens) override {
     metrics_.set_queue_depth(requests, tokens);

@@ -387,6 +387,7 @@ void Engine::Impl::run() {
     reap();
     admit();
     publish_stats();  // the queue and the caches as they are for this step
+    const Clock::time_point step_start = Clock::now();
     int64_t sequences = 0;
     const int64_t generated_tokens = generation_step(sequences);
     // Encoding gets what the step budget left while anything generates, else a whole encode chunk.
@@ -395,7 +396,8 @@ void Engine::Impl::run() {
                                : std::max<int64_t>(limits_.max_batch_tokens - generated_tokens, 64);
     const int64_t encoded_tokens = encode_step(budget);
     if (metrics_ != nullptr && (generated_tokens > 0 || encoded_tokens > 0)) {
-      metrics_->observe_batch(sequences + (encoded_tokens > 0 ? 1 : 0), generated_tokens + encoded_tokens);
+      metrics_->observe_batch(sequences + (encoded_tokens > 0 ? 1 : 0), generated_tokens + encoded_tokens,
+                              std::chrono::duration<double>(Clock::now() - step_start).count());
     }
     publish_stats();
     if (generated_tokens == 0 && encoded_tokens == 0) {

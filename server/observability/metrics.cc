@@ -10,6 +10,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <exception>
 #include <mutex>
 #include <vector>
@@ -31,6 +32,12 @@ const Histogram::BucketBoundaries& latency_buckets() {
 const Histogram::BucketBoundaries& inter_token_buckets() {
   static const Histogram::BucketBoundaries buckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                       0.25,  0.5,    1,     2.5,  5,     10};
+  return buckets;
+}
+
+const Histogram::BucketBoundaries& step_buckets() {
+  static const Histogram::BucketBoundaries buckets = {0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032,
+                                                      0.064,  0.125, 0.25,  0.5,   1,     2,     4};
   return buckets;
 }
 
@@ -102,6 +109,9 @@ struct Metrics::Impl {
   Histogram& batch_tokens =
       histogram(*registry, "longnet_batch_tokens",
                 "Tokens processed in each engine step (prefill chunks plus decodes).", powers_of_two(17));
+  Histogram& step_duration =
+      histogram(*registry, "longnet_step_duration_seconds",
+                "Wall time of each engine step (forward passes and sampling of its batch).", step_buckets());
   Gauge& memory_in_use = gauge(*registry, "longnet_memory_pool_in_use_bytes",
                                "Memory pool bytes handed out (weights, KV caches, activations).");
   Gauge& memory_cached =
@@ -200,9 +210,10 @@ void Metrics::add_encoded_tokens(int64_t n) {
   if (n > 0) impl_->encoded_tokens.Increment(static_cast<double>(n));
 }
 
-void Metrics::observe_batch(int64_t sequences, int64_t tokens) {
+void Metrics::observe_batch(int64_t sequences, int64_t tokens, double seconds) {
   impl_->batch_sequences.Observe(static_cast<double>(sequences));
   impl_->batch_tokens.Observe(static_cast<double>(tokens));
+  impl_->step_duration.Observe(std::max(0.0, seconds));
 }
 
 void Metrics::set_memory(size_t in_use, size_t cached, size_t budget, size_t high_water,

@@ -40,7 +40,7 @@ class Metrics final : public EngineObserver {
   void add_prompt_tokens(int64_t n);
   void add_generated_tokens(int64_t n);
   void add_encoded_tokens(int64_t n);
-  void observe_batch(int64_t sequences, int64_t tokens) override;  // per engine step
+  void observe_batch(int64_t sequences, int64_t tokens, double seconds) override;  // per engine step
   void set_memory(size_t in_use, size_t cached, size_t budget, size_t high_water, size_t kv_cache_bytes,
                   size_t activation_reserve_bytes) override;
   void set_ready(bool ready);

@@ -185,7 +185,7 @@ TEST(Engine, LongPromptIsPrefilledInChunksBetweenOtherDecodeSteps) {
 // The steps the engine reports: how many, and the largest.
 class StepRecorder : public EngineObserver {
  public:
-  void observe_batch(int64_t, int64_t tokens) override {
+  void observe_batch(int64_t, int64_t tokens, double) override {
     ++steps_;
     int64_t seen = largest_.load();
     while (tokens > seen && !largest_.compare_exchange_weak(seen, tokens)) {

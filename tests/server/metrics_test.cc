@@ -42,14 +42,26 @@ std::string http_get(int port, const std::string& path) {
 TEST(Metrics, RenderHasEveryUnlabelledFamilyBeforeAnyCall) {
   Metrics metrics;
   const std::string text = metrics.render();
-  for (const char* family :
-       {"longnet_time_to_first_token_seconds", "longnet_inter_token_latency_seconds",
-        "longnet_queue_time_seconds", "longnet_queue_depth_requests", "longnet_queue_depth_tokens",
-        "longnet_running_requests", "longnet_prompt_tokens_total", "longnet_generated_tokens_total",
-        "longnet_encoded_tokens_total", "longnet_batch_sequences", "longnet_batch_tokens",
-        "longnet_memory_pool_in_use_bytes", "longnet_memory_pool_cached_bytes",
-        "longnet_memory_pool_budget_bytes", "longnet_memory_pool_high_water_bytes", "longnet_kv_cache_bytes",
-        "longnet_activation_reserve_bytes", "longnet_ready", "longnet_draining"}) {
+  for (const char* family : {"longnet_time_to_first_token_seconds",
+                             "longnet_inter_token_latency_seconds",
+                             "longnet_queue_time_seconds",
+                             "longnet_queue_depth_requests",
+                             "longnet_queue_depth_tokens",
+                             "longnet_running_requests",
+                             "longnet_prompt_tokens_total",
+                             "longnet_generated_tokens_total",
+                             "longnet_encoded_tokens_total",
+                             "longnet_batch_sequences",
+                             "longnet_batch_tokens",
+                             "longnet_step_duration_seconds",
+                             "longnet_memory_pool_in_use_bytes",
+                             "longnet_memory_pool_cached_bytes",
+                             "longnet_memory_pool_budget_bytes",
+                             "longnet_memory_pool_high_water_bytes",
+                             "longnet_kv_cache_bytes",
+                             "longnet_activation_reserve_bytes",
+                             "longnet_ready",
+                             "longnet_draining"}) {
     EXPECT_TRUE(contains(text, std::string("# TYPE ") + family + " ")) << family;
   }
   EXPECT_TRUE(contains(text, "longnet_ready 0\n")) << text;
@@ -90,7 +102,7 @@ TEST(Metrics, LatenciesTokensBatchesAndGauges) {
   metrics.add_prompt_tokens(-5);  // ignored
   metrics.add_generated_tokens(7);
   metrics.add_encoded_tokens(1048576);
-  metrics.observe_batch(3, 512);
+  metrics.observe_batch(3, 512, 0.003);
   metrics.set_memory(1000, 2000, 8589934592, 3000, 400, 500);
   metrics.set_ready(true);
   metrics.set_draining(true);
@@ -112,6 +124,8 @@ TEST(Metrics, LatenciesTokensBatchesAndGauges) {
   EXPECT_TRUE(contains(text, "longnet_batch_sequences_bucket{le=\"4\"} 1\n")) << text;
   EXPECT_TRUE(contains(text, "longnet_batch_tokens_bucket{le=\"512\"} 1\n")) << text;
   EXPECT_TRUE(contains(text, "longnet_batch_tokens_count 1\n")) << text;
+  EXPECT_TRUE(contains(text, "longnet_step_duration_seconds_bucket{le=\"0.002\"} 0\n")) << text;
+  EXPECT_TRUE(contains(text, "longnet_step_duration_seconds_bucket{le=\"0.004\"} 1\n")) << text;
   EXPECT_TRUE(contains(text, "longnet_memory_pool_in_use_bytes 1000\n")) << text;
   EXPECT_TRUE(contains(text, "longnet_memory_pool_cached_bytes 2000\n")) << text;
   EXPECT_TRUE(contains(text, "longnet_memory_pool_budget_bytes 8589934592\n")) << text;

@@ -86,7 +86,7 @@ inline std::unique_ptr<model::LongNetModel> random_model(
     if (edit) edit(name, std::span<float>(p, static_cast<size_t>(n)));
     weights.insert(want.name, *std::move(t));
   }
-  auto m = model::LongNetModel::assemble(model::ModelDirectory{"", config, std::move(weights)});
+  auto m = model::LongNetModel::assemble(model::ModelDirectory{"", config, std::move(weights)}, allocator);
   return m.ok() ? *std::move(m) : nullptr;
 }
 

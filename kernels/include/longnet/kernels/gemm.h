@@ -50,14 +50,21 @@ struct GemvShape {
   int64_t incy = 1;
 };
 
-// C = A W^T, or C += A W^T when accumulate: A is m x k (rows lda apart), W is n x k (rows ldw apart: a
-// torch Linear's weight, out_features x in_features), C is m x n (rows ldc apart).
-struct MatmulRowsShape {
+// W (n x k: a torch Linear's weight, out_features x in_features) repacked once for matmul_panels: panels
+// of kPanelWidth rows of W, each stored k-major (k x 16 floats: for every p, W[16b .. 16b+15][p]), the
+// last panel padded with zeros. A product then reads W in the order it multiplies, one vector per p.
+inline constexpr int64_t kPanelWidth = 16;
+int64_t panel_floats(int64_t n, int64_t k);  // the packed size: ceil(n / 16) * 16 * k
+// Writes panel_floats(n, k) floats at `panels` from W (rows ldw >= k apart).
+void pack_panels(const float* w, int64_t n, int64_t k, int64_t ldw, float* panels);
+
+// C = A W^T, or C += A W^T when accumulate: A is m x k (rows lda apart), W is n x k given as its panels
+// (pack_panels), C is m x n (rows ldc apart).
+struct MatmulPanelsShape {
   int64_t m = 0;
   int64_t n = 0;
   int64_t k = 0;
   int64_t lda = 0;
-  int64_t ldw = 0;
   int64_t ldc = 0;
   bool accumulate = false;
 };
@@ -67,7 +74,7 @@ struct MatmulRowsShape {
 absl::Status validate_gemm(const GemmShape& shape);
 absl::Status validate_gemm(const GemmShape& shape, const GemmBatch& batch);
 absl::Status validate_gemv(const GemvShape& shape);
-absl::Status validate_matmul_rows(const MatmulRowsShape& shape);
+absl::Status validate_matmul_panels(const MatmulPanelsShape& shape);
 
 namespace cpu {
 // Picks the route: cblas_sgemv when M == 1 or N == 1, cblas_sgemm otherwise. BLAS runs its own threads.
@@ -75,13 +82,13 @@ void gemm(const GemmShape& shape, const float* a, const float* b, float* c);
 void gemm_batched(const GemmShape& shape, const GemmBatch& batch, const float* a, const float* b, float* c);
 void gemv(const GemvShape& shape, const float* a, const float* x, float* y);
 
-// The product of MatmulRowsShape for few rows of A (decode steps of a batch: up to kMatmulRowsMax), on our
-// own SIMD loops and `pool`: W is read where it lies (no packed copy), each strip of 4 of its rows once
-// from memory for all rows of A, with k along the vector lanes. BLAS would repack W on every call, which
-// costs as much as the arithmetic at these sizes. Deterministic: the result does not depend on the
-// thread count.
-inline constexpr int64_t kMatmulRowsMax = 64;
-void matmul_rows(const MatmulRowsShape& shape, const float* a, const float* w, float* c, ThreadPool& pool);
+// The product of MatmulPanelsShape on our own SIMD loops and `pool`: register tiles of 12 rows x 32
+// columns (AVX-512; 6 x 16 on AVX2) take one broadcast of A and one vector of each panel per step of k,
+// with no reduction across lanes. Every element of C is one running sum over k in order, so the result
+// does not depend on m, on the other rows, or on the thread count: a sequence's logits are the same bits
+// whatever else shares its batch.
+void matmul_panels(const MatmulPanelsShape& shape, const float* a, const float* panels, float* c,
+                   ThreadPool& pool);
 }  // namespace cpu
 
 namespace reference {

@@ -30,8 +30,9 @@ absl::StatusOr<Tensor> scratch(const ExecContext& ctx, int64_t rows, int64_t col
 
 // y = x W^T + b, W stored (out_features, in_features) as torch's nn.Linear.
 struct Linear {
-  const float* weight = nullptr;
-  const float* bias = nullptr;  // may be null (the LM head has none)
+  const float* weight = nullptr;  // out_features x in_features, as in the file
+  const float* panels = nullptr;  // the same, packed for kernels::cpu::matmul_panels (ModelWeights)
+  const float* bias = nullptr;    // may be null (the LM head has none)
   int64_t in_features = 0;
   int64_t out_features = 0;
 
@@ -39,9 +40,7 @@ struct Linear {
   enum class Output { kOverwrite, kAccumulate };
 
   static Linear from(const ModelWeights& weights, const std::string& prefix, bool has_bias = true);
-  // 2 to kMatmulRowsMax rows (a batch of decode steps) run on kernels::cpu::matmul_rows over `pool`; one
-  // row (BLAS's sgemv was faster in the model: 0.35 against 0.48 ms per demo-model step) and many rows
-  // through BLAS.
+  // Two rows or more run on kernels::cpu::matmul_panels over `pool`; one row on BLAS's sgemv.
   void forward(int64_t rows, const float* x, int64_t x_stride, float* y, int64_t y_stride,
                kernels::ThreadPool& pool, Output output = Output::kOverwrite) const;
 };

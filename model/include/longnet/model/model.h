@@ -67,7 +67,9 @@ class LongNetModel {
   // Loads and validates the directory; weights live in `allocator`, which must outlive the model.
   static absl::StatusOr<std::unique_ptr<LongNetModel>> load(const std::filesystem::path& dir,
                                                             Allocator& allocator);
-  static absl::StatusOr<std::unique_ptr<LongNetModel>> assemble(ModelDirectory directory);
+  // A model from weights already in memory; every Linear's weight is packed into panels in `allocator`.
+  static absl::StatusOr<std::unique_ptr<LongNetModel>> assemble(ModelDirectory directory,
+                                                                Allocator& allocator);
 
   const ModelConfig& config() const { return dir_.config; }
   const std::filesystem::path& path() const { return dir_.path; }

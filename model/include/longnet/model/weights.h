@@ -30,12 +30,20 @@ class ModelWeights {
   const Tensor& get(std::string_view name) const;
   const Tensor* find(std::string_view name) const;
   size_t size() const { return tensors_.size(); }
-  size_t nbytes() const;
+  size_t nbytes() const;  // the tensors' bytes (panels not included)
 
   void insert(std::string name, Tensor tensor);  // used by the loader and by tests that build weights
 
+  // The 2-D tensor `name` repacked for kernels::cpu::matmul_panels (kernels::pack_panels), in a block of
+  // `allocator`; once per name. A Linear's products read its panels, the CUDA graph and the embedding
+  // lookups the tensor itself.
+  absl::Status pack_panels(std::string_view name, Allocator& allocator);
+  // Its panels: null when pack_panels(name) has not run.
+  const float* panels(std::string_view name) const;
+
  private:
   std::map<std::string, Tensor, std::less<>> tensors_;
+  std::map<std::string, Tensor, std::less<>> panels_;
 };
 
 // Reads `file` (memory-mapped), checks it against expected_tensors(config) (missing, unexpected, shape,

@@ -1,0 +1,98 @@
+#include "cpu/matmul_panels.h"
+
+#include <algorithm>
+#include <cassert>
+
+#include "cpu/cpu_features.h"
+#include "longnet/kernels/gemm.h"
+
+namespace longnet::kernels::cpu {
+namespace {
+
+MatmulPanelsFn panels_fn() {
+  static const MatmulPanelsFn fn = has_avx512()     ? matmul_panels_avx512
+                                   : has_avx2_fma() ? matmul_panels_avx2
+                                                    : matmul_panels_generic;
+  return fn;
+}
+
+// A task covers at least this many multiply-adds (a few microseconds), so that a small product (one row,
+// a narrow layer) stays on the calling thread instead of paying for a hand-off.
+constexpr int64_t kMinTaskMacs = 1 << 16;
+// Rows of A per task when A is tall: a block of A stays in L2 while the panels stream past it.
+constexpr int64_t kRowBlock = 96;
+
+}  // namespace
+
+void matmul_panels_generic(const float* a, int64_t m, int64_t lda, const float* panels, int64_t k, int count,
+                           float* c, int64_t ldc, int64_t cols, bool accumulate) {
+  const int64_t width = std::min<int64_t>(cols, count * kPanelWidth);
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < width; ++j) {
+      const float* column = panels + (j / kPanelWidth) * k * kPanelWidth + j % kPanelWidth;
+      float sum = 0.0f;
+      for (int64_t p = 0; p < k; ++p)
+        sum += a[i * lda + p] * column[p * kPanelWidth];
+      float& out = c[i * ldc + j];
+      out = accumulate ? out + sum : sum;
+    }
+  }
+}
+
+}  // namespace longnet::kernels::cpu
+
+namespace longnet::kernels {
+
+int64_t panel_floats(int64_t n, int64_t k) {
+  return (n + kPanelWidth - 1) / kPanelWidth * kPanelWidth * k;
+}
+
+void pack_panels(const float* w, int64_t n, int64_t k, int64_t ldw, float* panels) {
+  const int64_t padded = (n + kPanelWidth - 1) / kPanelWidth * kPanelWidth;
+  for (int64_t j = 0; j < padded; ++j) {
+    float* column = panels + (j / kPanelWidth) * k * kPanelWidth + j % kPanelWidth;
+    for (int64_t p = 0; p < k; ++p)
+      column[p * kPanelWidth] = j < n ? w[j * ldw + p] : 0.0f;
+  }
+}
+
+namespace cpu {
+
+void matmul_panels(const MatmulPanelsShape& s, const float* a, const float* panels, float* c,
+                   ThreadPool& pool) {
+  assert(validate_matmul_panels(s).ok());
+  if (s.m == 0 || s.n == 0) return;
+  if (s.k == 0) {
+    if (!s.accumulate) {
+      for (int64_t i = 0; i < s.m; ++i)
+        std::fill_n(c + i * s.ldc, s.n, 0.0f);
+    }
+    return;
+  }
+  // Units of work: (a block of rows of A) x (a pair of panels, 32 columns of C).
+  const int64_t pairs = (s.n + 2 * kPanelWidth - 1) / (2 * kPanelWidth);
+  const int64_t block = std::min(s.m, kRowBlock);
+  const int64_t blocks = (s.m + block - 1) / block;
+  const int64_t units = pairs * blocks;
+  const int64_t unit_macs = block * s.k * 2 * kPanelWidth;
+  // Several tasks per thread keep the dynamic hand-out balanced; none smaller than kMinTaskMacs.
+  const int64_t balanced = (units + 4 * pool.num_threads() - 1) / (4 * pool.num_threads());
+  const int64_t per_task = std::max(balanced, (kMinTaskMacs + unit_macs - 1) / unit_macs);
+  const int64_t tasks = (units + per_task - 1) / per_task;
+  const MatmulPanelsFn fn = panels_fn();
+  pool.parallel_for(tasks, [&](int64_t task, int /*thread*/) {
+    const int64_t end = std::min(units, (task + 1) * per_task);
+    for (int64_t unit = task * per_task; unit < end; ++unit) {
+      const int64_t row0 = unit / pairs * block;
+      const int64_t col0 = unit % pairs * 2 * kPanelWidth;
+      const int64_t rows = std::min(block, s.m - row0);
+      const int64_t cols = std::min(2 * kPanelWidth, s.n - col0);
+      const int count = cols > kPanelWidth ? 2 : 1;
+      fn(a + row0 * s.lda, rows, s.lda, panels + col0 * s.k, s.k, count, c + row0 * s.ldc + col0, s.ldc, cols,
+         s.accumulate);
+    }
+  });
+}
+
+}  // namespace cpu
+}  // namespace longnet::kernels

@@ -1,0 +1,21 @@
+#pragma once
+
+#include <cstdint>
+
+// The per-ISA loops of matmul_panels (gemm.h): every row of A against one or two adjacent panels of W.
+namespace longnet::kernels::cpu {
+
+// For i < m and j < cols (cols <= kPanelWidth * count, count 1 or 2): c[i * ldc + j] (+)= the sum over
+// p < k of a[i * lda + p] * panels[(j / 16) * k * 16 + p * 16 + j % 16]. Each result is one running sum
+// over p in order, so a row's result does not depend on m, the tiling, or the thread that computes it.
+using MatmulPanelsFn = void (*)(const float* a, int64_t m, int64_t lda, const float* panels, int64_t k,
+                                int count, float* c, int64_t ldc, int64_t cols, bool accumulate);
+
+void matmul_panels_avx512(const float* a, int64_t m, int64_t lda, const float* panels, int64_t k, int count,
+                          float* c, int64_t ldc, int64_t cols, bool accumulate);
+void matmul_panels_avx2(const float* a, int64_t m, int64_t lda, const float* panels, int64_t k, int count,
+                        float* c, int64_t ldc, int64_t cols, bool accumulate);
+void matmul_panels_generic(const float* a, int64_t m, int64_t lda, const float* panels, int64_t k, int count,
+                           float* c, int64_t ldc, int64_t cols, bool accumulate);
+
+}  // namespace longnet::kernels::cpu
