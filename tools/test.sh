@@ -15,6 +15,9 @@ tools/install-deps.sh
 
 jobs=$(nproc)
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/longnet-ccache}"
+# One cache for every clone: paths under the checkout are hashed relative to it (and not the build folder
+# itself), so a fresh clone in another folder -- as CI makes -- reuses what an earlier clone compiled.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$root}" CCACHE_NOHASHDIR=1 CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-20G}"
 launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
 
 step() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
