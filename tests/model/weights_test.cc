@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "longnet/kernels/convert.h"
+#include "longnet/kernels/gemm.h"
 #include "support/safetensors_writer.h"
 
 namespace longnet::model {
@@ -428,6 +429,45 @@ TEST(ModelWeightsTest, InsertFindGet) {
   EXPECT_EQ(weights.get("w").numel(), 6);
   EXPECT_EQ(weights.size(), 1u);
   EXPECT_EQ(weights.nbytes(), 24u);
+}
+
+// A Linear's weight packed into panels: its elements where kernels::pack_panels puts them, once per
+// name, counted in the pool (not in nbytes()); anything but a 2-D tensor of the model is refused by name.
+TEST(WeightPanelsTest, PacksTwoDimensionalTensorsOnceAndRefusesOthers) {
+  MemoryPool pool;
+  ModelWeights weights;
+  const int64_t shape[] = {3, 5};
+  absl::StatusOr<Tensor> w = Tensor::empty(shape, DType::kF32, pool);
+  ASSERT_TRUE(w.ok());
+  for (int64_t i = 0; i < 15; ++i)
+    w->data<float>()[i] = static_cast<float>(i);
+  const int64_t vector_shape[] = {5};
+  absl::StatusOr<Tensor> bias = Tensor::empty(vector_shape, DType::kF32, pool);
+  ASSERT_TRUE(bias.ok());
+  weights.insert("fc.weight", *w);
+  weights.insert("fc.bias", *bias);
+  const size_t before = pool.stats().in_use_bytes;
+
+  EXPECT_EQ(weights.panels("fc.weight"), nullptr);
+  ASSERT_TRUE(weights.pack_panels("fc.weight", pool).ok());
+  const float* panels = weights.panels("fc.weight");
+  ASSERT_NE(panels, nullptr);
+  for (int64_t j = 0; j < kernels::kPanelWidth; ++j) {
+    for (int64_t p = 0; p < 5; ++p)
+      EXPECT_EQ(panels[p * kernels::kPanelWidth + j], j < 3 ? static_cast<float>(j * 5 + p) : 0.0f);
+  }
+  const size_t packed = pool.stats().in_use_bytes;
+  EXPECT_GE(packed - before, static_cast<size_t>(kernels::panel_floats(3, 5)) * sizeof(float));
+  ASSERT_TRUE(weights.pack_panels("fc.weight", pool).ok());
+  EXPECT_EQ(weights.panels("fc.weight"), panels);
+  EXPECT_EQ(pool.stats().in_use_bytes, packed);
+  EXPECT_EQ(weights.nbytes(), 20u * sizeof(float));
+
+  for (const char* name : {"fc.bias", "nothing.weight"}) {
+    const absl::Status st = weights.pack_panels(name, pool);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << name;
+    EXPECT_NE(st.message().find(name), std::string::npos) << st.message();
+  }
 }
 
 }  // namespace
