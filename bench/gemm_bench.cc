@@ -102,7 +102,7 @@ BENCHMARK(BM_Sgemv)
 
 // A Linear layer over `rows` tokens (a batch of decode steps, or a prefill chunk), on the BLAS route
 // (BM_LinearBlas) and on matmul_panels over the weight packed once into panels (BM_LinearPanels), the
-// engine's route for two rows or more. Same shapes, so the ratio of their gflops is what the engine gains.
+// engine's route for every row count. Same shapes, so the ratio of their gflops is what the engine gains.
 void BM_LinearBlas(benchmark::State& state) {
   run_gemm(state, state.range(0), state.range(1), state.range(2), true);
 }

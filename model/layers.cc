@@ -43,28 +43,14 @@ void Linear::forward(int64_t rows, const float* x, int64_t x_stride, float* y, i
       }
     }
   }
-  const bool onto_y = bias != nullptr || accumulate;
-  if (rows > 1) {
-    kernels::MatmulPanelsShape shape;
-    shape.m = rows;
-    shape.n = out_features;
-    shape.k = in_features;
-    shape.lda = x_stride;
-    shape.ldc = y_stride;
-    shape.accumulate = onto_y;
-    kernels::cpu::matmul_panels(shape, x, panels, y, pool);
-    return;
-  }
-  kernels::GemmShape shape;
-  shape.trans_b = kernels::Transpose::kYes;
+  kernels::MatmulPanelsShape shape;
   shape.m = rows;
   shape.n = out_features;
   shape.k = in_features;
-  shape.beta = onto_y ? 1.0f : 0.0f;
   shape.lda = x_stride;
-  shape.ldb = in_features;
   shape.ldc = y_stride;
-  kernels::cpu::gemm(shape, x, weight, y);
+  shape.accumulate = bias != nullptr || accumulate;
+  kernels::cpu::matmul_panels(shape, x, panels, y, pool);
 }
 
 Norm Norm::from(const ModelWeights& weights, const std::string& prefix, double eps) {

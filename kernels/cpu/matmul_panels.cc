@@ -21,6 +21,9 @@ MatmulPanelsFn panels_fn() {
 constexpr int64_t kMinTaskMacs = 1 << 16;
 // Rows of A per task when A is tall: a block of A stays in L2 while the panels stream past it.
 constexpr int64_t kRowBlock = 96;
+// Up to this many rows, a unit spans kMaxPanelsPerRowCall panels and the loops take one row at a time
+// (matrix-vector products: a decode step of one or two sequences); more rows share pairs of panels.
+constexpr int64_t kFewRows = 2;
 
 }  // namespace
 
@@ -69,12 +72,14 @@ void matmul_panels(const MatmulPanelsShape& s, const float* a, const float* pane
     }
     return;
   }
-  // Units of work: (a block of rows of A) x (a pair of panels, 32 columns of C).
-  const int64_t pairs = (s.n + 2 * kPanelWidth - 1) / (2 * kPanelWidth);
+  // Units of work: (a block of rows of A) x (a group of panels: a pair, or 8 for a few rows).
+  const int64_t group = s.m <= kFewRows ? kMaxPanelsPerRowCall : 2;
+  const int64_t group_cols = group * kPanelWidth;
+  const int64_t groups = (s.n + group_cols - 1) / group_cols;
   const int64_t block = std::min(s.m, kRowBlock);
   const int64_t blocks = (s.m + block - 1) / block;
-  const int64_t units = pairs * blocks;
-  const int64_t unit_macs = block * s.k * 2 * kPanelWidth;
+  const int64_t units = groups * blocks;
+  const int64_t unit_macs = block * s.k * group_cols;
   // Several tasks per thread keep the dynamic hand-out balanced; none smaller than kMinTaskMacs.
   const int64_t balanced = (units + 4 * pool.num_threads() - 1) / (4 * pool.num_threads());
   const int64_t per_task = std::max(balanced, (kMinTaskMacs + unit_macs - 1) / unit_macs);
@@ -83,11 +88,11 @@ void matmul_panels(const MatmulPanelsShape& s, const float* a, const float* pane
   pool.parallel_for(tasks, [&](int64_t task, int /*thread*/) {
     const int64_t end = std::min(units, (task + 1) * per_task);
     for (int64_t unit = task * per_task; unit < end; ++unit) {
-      const int64_t row0 = unit / pairs * block;
-      const int64_t col0 = unit % pairs * 2 * kPanelWidth;
+      const int64_t row0 = unit / groups * block;
+      const int64_t col0 = unit % groups * group_cols;
       const int64_t rows = std::min(block, s.m - row0);
-      const int64_t cols = std::min(2 * kPanelWidth, s.n - col0);
-      const int count = cols > kPanelWidth ? 2 : 1;
+      const int64_t cols = std::min(group_cols, s.n - col0);
+      const auto count = static_cast<int>((cols + kPanelWidth - 1) / kPanelWidth);
       fn(a + row0 * s.lda, rows, s.lda, panels + col0 * s.k, s.k, count, c + row0 * s.ldc + col0, s.ldc, cols,
          s.accumulate);
     }

@@ -5,7 +5,11 @@
 // The per-ISA loops of matmul_panels (gemm.h): every row of A against one or two adjacent panels of W.
 namespace longnet::kernels::cpu {
 
-// For i < m and j < cols (cols <= kPanelWidth * count, count 1 or 2): c[i * ldc + j] (+)= the sum over
+// At most this many panels per call, and more than 2 only for the few rows of a matrix-vector product.
+inline constexpr int kMaxPanelsPerRowCall = 8;
+
+// For i < m and j < cols (cols <= kPanelWidth * count, 1 <= count <= kMaxPanelsPerRowCall; count > 2
+// is meant for m <= 2, where the loop takes each row alone): c[i * ldc + j] (+)= the sum over
 // p < k of a[i * lda + p] * panels[(j / 16) * k * 16 + p * 16 + j % 16]. Each result is one running sum
 // over p in order, so a row's result does not depend on m, the tiling, or the thread that computes it.
 using MatmulPanelsFn = void (*)(const float* a, int64_t m, int64_t lda, const float* panels, int64_t k,

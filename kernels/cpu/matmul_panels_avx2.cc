@@ -1,5 +1,6 @@
 #include <immintrin.h>
 
+#include <algorithm>
 #include <array>
 #include <utility>
 
@@ -8,7 +9,8 @@
 
 // AVX2/FMA panel loop: tiles of 6 rows of A x 1 panel (16 columns, two vectors). Per step of k: two
 // loads of the panel and 6 broadcasts of A feed 12 FMAs into 12 accumulators (15 of 16 registers in
-// use); two panels are two passes over the rows.
+// use); two panels are two passes over the rows. A row alone (a decode step of one sequence) takes 4
+// panels per pass instead: 8 independent FMA chains hide the FMA latency a 1-row tile waits on.
 namespace longnet::kernels::cpu {
 namespace {
 
@@ -70,10 +72,58 @@ void rows(const float* a, int64_t m, int64_t lda, const float* panel, int64_t k,
   }
 }
 
+constexpr int kRowTilePanels = 4;
+
+// One row of A against kCount (<= 4) adjacent panels: per step of k, one broadcast and 2 * kCount loads
+// feed 2 * kCount FMAs into as many accumulators.
+template <int kCount>
+void row_tile(const float* a, const float* panels, int64_t k, float* c, int64_t cols, bool accumulate) {
+  const int64_t panel_floats = k * kPanelWidth;
+  __m256 acc[kCount][2];
+#pragma GCC unroll 4
+  for (int b = 0; b < kCount; ++b)
+    acc[b][0] = acc[b][1] = _mm256_setzero_ps();
+  for (int64_t p = 0; p < k; ++p) {
+    const __m256 x = _mm256_broadcast_ss(a + p);
+#pragma GCC unroll 4
+    for (int b = 0; b < kCount; ++b) {
+      const float* w = panels + b * panel_floats + p * kPanelWidth;
+      acc[b][0] = _mm256_fmadd_ps(x, _mm256_loadu_ps(w), acc[b][0]);
+      acc[b][1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(w + kLanes), acc[b][1]);
+    }
+  }
+  for (int b = 0; b < kCount; ++b) {
+    for (int h = 0; h < 2; ++h) {
+      const int64_t valid = cols - b * kPanelWidth - h * kLanes;
+      if (valid <= 0) return;
+      const __m256i mask = lanes_below(valid < kLanes ? valid : kLanes);
+      float* out = c + b * kPanelWidth + h * kLanes;
+      __m256 sum = acc[b][h];
+      if (accumulate) sum = _mm256_add_ps(sum, _mm256_maskload_ps(out, mask));
+      _mm256_maskstore_ps(out, mask, sum);
+    }
+  }
+}
+
+using RowTileFn = void (*)(const float*, const float*, int64_t, float*, int64_t, bool);
+constexpr std::array<RowTileFn, kRowTilePanels> kRowTiles = {row_tile<1>, row_tile<2>, row_tile<3>,
+                                                             row_tile<4>};
+
 }  // namespace
 
 void matmul_panels_avx2(const float* a, int64_t m, int64_t lda, const float* panels, int64_t k, int count,
                         float* c, int64_t ldc, int64_t cols, bool accumulate) {
+  if (count > 2) {
+    for (int64_t i = 0; i < m; ++i) {
+      for (int b = 0; b < count && b * kPanelWidth < cols; b += kRowTilePanels) {
+        const int group = std::min(kRowTilePanels, count - b);
+        kRowTiles[static_cast<size_t>(group - 1)](a + i * lda, panels + b * k * kPanelWidth, k,
+                                                  c + i * ldc + b * kPanelWidth, cols - b * kPanelWidth,
+                                                  accumulate);
+      }
+    }
+    return;
+  }
   for (int b = 0; b < count && b * kPanelWidth < cols; ++b) {
     rows(a, m, lda, panels + b * k * kPanelWidth, k, c + b * kPanelWidth, ldc, cols - b * kPanelWidth,
          accumulate);

@@ -8,7 +8,8 @@
 
 // AVX-512 panel loop: tiles of 12 rows of A x 2 panels (32 columns). Per step of k: two loads of the
 // panels and 12 broadcasts of A feed 24 FMAs into 24 accumulators (of 32 registers); the results are
-// stored as they are, with no reduction across lanes.
+// stored as they are, with no reduction across lanes. A row alone (a decode step of one sequence) takes
+// up to 8 panels at once instead: 8 independent FMA chains hide the FMA latency a 1 x 2 tile waits on.
 namespace longnet::kernels::cpu {
 namespace {
 
@@ -21,24 +22,24 @@ void tile(const float* a, int64_t lda, const float* panels, int64_t k, float* c,
   __m512 acc[kRows][kCount];
 #pragma GCC unroll 12
   for (int i = 0; i < kRows; ++i) {
-#pragma GCC unroll 2
+#pragma GCC unroll 8
     for (int b = 0; b < kCount; ++b)
       acc[i][b] = _mm512_setzero_ps();
   }
   for (int64_t p = 0; p < k; ++p) {
     __m512 w[kCount];
-#pragma GCC unroll 2
+#pragma GCC unroll 8
     for (int b = 0; b < kCount; ++b)
       w[b] = _mm512_loadu_ps(panels + b * panel_floats + p * kPanelWidth);
 #pragma GCC unroll 12
     for (int i = 0; i < kRows; ++i) {
       const __m512 x = _mm512_set1_ps(a[i * lda + p]);
-#pragma GCC unroll 2
+#pragma GCC unroll 8
       for (int b = 0; b < kCount; ++b)
         acc[i][b] = _mm512_fmadd_ps(x, w[b], acc[i][b]);
     }
   }
-#pragma GCC unroll 2
+#pragma GCC unroll 8
   for (int b = 0; b < kCount; ++b) {
     const int64_t valid = cols - b * kPanelWidth;
     if (valid <= 0) break;
@@ -73,11 +74,22 @@ void rows(const float* a, int64_t m, int64_t lda, const float* panels, int64_t k
   }
 }
 
+template <int... kCounts>
+constexpr auto make_row_tiles(std::integer_sequence<int, kCounts...>) {
+  return std::array<TileFn, sizeof...(kCounts)>{tile<1, kCounts + 1>...};
+}
+
 }  // namespace
 
 void matmul_panels_avx512(const float* a, int64_t m, int64_t lda, const float* panels, int64_t k, int count,
                           float* c, int64_t ldc, int64_t cols, bool accumulate) {
-  if (count == 2) {
+  if (count > 2) {
+    static constexpr auto kRowTiles = make_row_tiles(std::make_integer_sequence<int, kMaxPanelsPerRowCall>{});
+    for (int64_t i = 0; i < m; ++i) {
+      kRowTiles[static_cast<size_t>(count - 1)](a + i * lda, lda, panels, k, c + i * ldc, ldc, cols,
+                                                accumulate);
+    }
+  } else if (count == 2) {
     rows<2>(a, m, lda, panels, k, c, ldc, cols, accumulate);
   } else {
     rows<1>(a, m, lda, panels, k, c, ldc, cols, accumulate);

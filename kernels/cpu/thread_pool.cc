@@ -1,6 +1,5 @@
 #include "longnet/kernels/thread_pool.h"
 
-#include <atomic>
 #include <cstdlib>
 #include <string>
 
@@ -19,12 +18,33 @@ int default_thread_count() {
   return hw == 0 ? 1 : static_cast<int>(hw);
 }
 
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Spins until done() holds or `limit` has passed; true when done() held.
+template <typename Done>
+bool spin_until(Done&& done, std::chrono::microseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return done();
+  }
+}
+
 }  // namespace
 
 struct ThreadPool::Job {
   const std::function<void(int64_t, int)>* fn = nullptr;
   int64_t num_tasks = 0;
-  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> next{0};            // the next task to hand out
+  std::atomic<int64_t> finished{0};        // tasks that have returned
+  std::atomic<bool> caller_asleep{false};  // the caller sleeps on done_ until finished == num_tasks
 };
 
 ThreadPool::ThreadPool(int num_threads) {
@@ -35,10 +55,8 @@ ThreadPool::ThreadPool(int num_threads) {
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
+  stopping_.store(true);
+  { std::lock_guard lock(mutex_); }
   wake_.notify_all();
   for (auto& w : workers_)
     w.join();
@@ -55,6 +73,12 @@ void ThreadPool::run_tasks(Job& job, int thread) {
   tls_thread_index = thread;
   for (int64_t task = job.next.fetch_add(1); task < job.num_tasks; task = job.next.fetch_add(1)) {
     (*job.fn)(task, thread);
+    if (job.finished.fetch_add(1) + 1 == job.num_tasks && job.caller_asleep.load()) {
+      // The last task of the loop, and the caller gave up spinning: wake it. Taking the lock orders
+      // this after the caller's check of `finished`, so the notification cannot be lost.
+      std::lock_guard lock(mutex_);
+      done_.notify_all();
+    }
   }
   tls_inside_pool_task = was_inside;
 }
@@ -62,23 +86,30 @@ void ThreadPool::run_tasks(Job& job, int thread) {
 void ThreadPool::worker_main(int thread) {
   uint64_t seen = 0;
   for (;;) {
-    Job* job = nullptr;
-    {
+    const auto news = [&] { return stopping_.load() || generation_.load() != seen; };
+    if (!spin_until(news, kIdleSpin)) {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
-      if (stopping_) return;
-      seen = generation_;
-      job = job_;
-      if (job == nullptr) continue;  // woke after that loop had already finished
-      ++active_workers_;
+      // Counted before the check, so a caller that starts a loop after it sees a sleeper to wake.
+      sleeping_workers_.fetch_add(1);
+      wake_.wait(lock, news);
+      sleeping_workers_.fetch_sub(1);
     }
-    run_tasks(*job, thread);
-    {
-      std::lock_guard lock(mutex_);
-      --active_workers_;
-    }
-    done_.notify_all();
+    if (stopping_.load()) return;
+    seen = generation_.load();
+    // Counted before job_ is read: the caller clears job_ and then waits for this count to drop, so a
+    // worker either sees null or keeps the caller's Job alive until it lets go.
+    active_workers_.fetch_add(1);
+    if (Job* job = job_.load(); job != nullptr) run_tasks(*job, thread);
+    active_workers_.fetch_sub(1);
   }
+}
+
+void ThreadPool::wait_for_tasks(Job& job) {
+  const auto all_finished = [&] { return job.finished.load() == job.num_tasks; };
+  if (spin_until(all_finished, kIdleSpin)) return;
+  std::unique_lock lock(mutex_);
+  job.caller_asleep.store(true);
+  done_.wait(lock, all_finished);
 }
 
 void ThreadPool::parallel_for(int64_t num_tasks, const std::function<void(int64_t, int)>& fn) {
@@ -98,17 +129,20 @@ void ThreadPool::parallel_for(int64_t num_tasks, const std::function<void(int64_
   Job job;
   job.fn = &fn;
   job.num_tasks = num_tasks;
-  {
-    std::lock_guard lock(mutex_);
-    job_ = &job;
-    ++generation_;
+  job_.store(&job);
+  generation_.fetch_add(1);
+  if (sleeping_workers_.load() > 0) {
+    // A worker counted as sleeping may be between its count and its wait: the lock waits that out.
+    { std::lock_guard lock(mutex_); }
+    wake_.notify_all();
   }
-  wake_.notify_all();
   run_tasks(job, 0);
-  std::unique_lock lock(mutex_);
-  // Workers that woke for this generation hold a pointer to `job`: wait until all have let go.
-  done_.wait(lock, [&] { return active_workers_ == 0 && job.next.load() >= num_tasks; });
-  job_ = nullptr;
+  wait_for_tasks(job);
+  job_.store(nullptr);
+  // Workers that read job_ before it was cleared may still be leaving run_tasks: wait until they have.
+  const auto released = [&] { return active_workers_.load() == 0; };
+  while (!spin_until(released, kIdleSpin))
+    std::this_thread::yield();
 }
 
 }  // namespace longnet::kernels

@@ -146,6 +146,39 @@ TEST_P(MatmulPanelLoops, MatchReference) {
   }
 }
 
+// One or two rows against up to kMaxPanelsPerRowCall panels per call (the matrix-vector route), with a
+// short last panel, and the same bits as the same row taken one or two panels at a time.
+TEST_P(MatmulPanelLoops, FewRowsTakeManyPanelsPerCall) {
+  std::mt19937 rng(9);
+  for (int64_t m : {1, 2}) {
+    for (int64_t k : {1, 33, 256}) {
+      for (int64_t n : {40, 113, 128, 200}) {
+        for (bool accumulate : {false, true}) {
+          Problem p = problem_of(m, n, k, accumulate, rng);
+          const std::vector<float> want = expected(p);
+          std::vector<float> pairs = p.c;
+          const int64_t group = kMaxPanelsPerRowCall * kPanelWidth;
+          for (int64_t col0 = 0; col0 < n; col0 += group) {
+            const int64_t cols = std::min(group, n - col0);
+            const auto count = static_cast<int>((cols + kPanelWidth - 1) / kPanelWidth);
+            fn(p.a.data(), m, p.s.lda, p.panels.data() + col0 * k, k, count, p.c.data() + col0, p.s.ldc, cols,
+               accumulate);
+          }
+          for (int64_t col0 = 0; col0 < n; col0 += 2 * kPanelWidth) {
+            const int64_t cols = std::min(2 * kPanelWidth, n - col0);
+            fn(p.a.data(), m, p.s.lda, p.panels.data() + col0 * k, k, cols > kPanelWidth ? 2 : 1,
+               pairs.data() + col0, p.s.ldc, cols, accumulate);
+          }
+          EXPECT_LE(max_error(p.s, p.c, want), tolerance(k))
+              << "m " << m << " n " << n << " k " << k << " accumulate " << accumulate;
+          EXPECT_EQ(0, std::memcmp(p.c.data(), pairs.data(), p.c.size() * sizeof(float)))
+              << "m " << m << " n " << n << " k " << k;
+        }
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Isas, MatmulPanelLoops, ::testing::Values(Isa::kGeneric, Isa::kAvx2, Isa::kAvx512),
                          [](const ::testing::TestParamInfo<Isa>& param) {
                            return param.param == Isa::kGeneric ? "generic"

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -53,6 +54,22 @@ TEST(ThreadPool, LoopsFromSeveralCallerThreadsAllComplete) {
   for (auto& t : callers)
     t.join();
   EXPECT_EQ(total.load(), 4 * 200 * 16);
+}
+
+// Loops far enough apart that the workers have stopped spinning and sleep, and loops back to back that
+// find them spinning: both hand-offs run every task, and a long task makes the caller sleep, not spin,
+// until it is done.
+TEST(ThreadPool, WakesSleepingWorkersAndWaitsForLongTasks) {
+  ThreadPool pool(3);
+  for (int rep = 0; rep < 20; ++rep) {
+    std::atomic<int> ran{0};
+    pool.parallel_for(6, [&](int64_t task, int) {
+      if (rep % 5 == 0 && task == 5) std::this_thread::sleep_for(ThreadPool::kIdleSpin * 3);
+      ran.fetch_add(1);
+    });
+    EXPECT_EQ(ran.load(), 6) << "rep " << rep;
+    if (rep % 2 == 0) std::this_thread::sleep_for(ThreadPool::kIdleSpin * 4);
+  }
 }
 
 }  // namespace

@@ -30,7 +30,7 @@ absl::StatusOr<Tensor> scratch(const ExecContext& ctx, int64_t rows, int64_t col
 
 // y = x W^T + b, W stored (out_features, in_features) as torch's nn.Linear.
 struct Linear {
-  const float* weight = nullptr;  // out_features x in_features, as in the file
+  const float* weight = nullptr;  // out_features x in_features, as in the file (the CUDA graph uploads it)
   const float* panels = nullptr;  // the same, packed for kernels::cpu::matmul_panels (ModelWeights)
   const float* bias = nullptr;    // may be null (the LM head has none)
   int64_t in_features = 0;
@@ -40,7 +40,7 @@ struct Linear {
   enum class Output { kOverwrite, kAccumulate };
 
   static Linear from(const ModelWeights& weights, const std::string& prefix, bool has_bias = true);
-  // Two rows or more run on kernels::cpu::matmul_panels over `pool`; one row on BLAS's sgemv.
+  // Runs on kernels::cpu::matmul_panels over `pool`, one row (a matrix-vector product) included.
   void forward(int64_t rows, const float* x, int64_t x_stride, float* y, int64_t y_stride,
                kernels::ThreadPool& pool, Output output = Output::kOverwrite) const;
 };
