@@ -23,30 +23,43 @@ inline __m256i lanes_below(int64_t valid) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(valid)), lane);
 }
 
-template <int kRows>
-void tile(const float* a, int64_t lda, const float* panel, int64_t k, float* c, int64_t ldc, int64_t cols,
+// kRows rows of A x kCount adjacent panels (kRows * kCount <= 6): per step of k, 2 * kCount loads and kRows
+// broadcasts feed 2 * kRows * kCount FMAs into as many accumulators.
+template <int kRows, int kCount>
+void tile(const float* a, int64_t lda, const float* panels, int64_t k, float* c, int64_t ldc, int64_t cols,
           bool accumulate) {
-  __m256 acc[kRows][2];
+  const int64_t panel_floats = k * kPanelWidth;
+  __m256 acc[kRows][kCount][2];
 #pragma GCC unroll 6
-  for (int i = 0; i < kRows; ++i)
-    acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int i = 0; i < kRows; ++i) {
+#pragma GCC unroll 4
+    for (int b = 0; b < kCount; ++b)
+      acc[i][b][0] = acc[i][b][1] = _mm256_setzero_ps();
+  }
   for (int64_t p = 0; p < k; ++p) {
-    const __m256 w0 = _mm256_loadu_ps(panel + p * kPanelWidth);
-    const __m256 w1 = _mm256_loadu_ps(panel + p * kPanelWidth + kLanes);
+    __m256 w[kCount][2];
+#pragma GCC unroll 4
+    for (int b = 0; b < kCount; ++b) {
+      w[b][0] = _mm256_loadu_ps(panels + b * panel_floats + p * kPanelWidth);
+      w[b][1] = _mm256_loadu_ps(panels + b * panel_floats + p * kPanelWidth + kLanes);
+    }
 #pragma GCC unroll 6
     for (int i = 0; i < kRows; ++i) {
       const __m256 x = _mm256_broadcast_ss(a + i * lda + p);
-      acc[i][0] = _mm256_fmadd_ps(x, w0, acc[i][0]);
-      acc[i][1] = _mm256_fmadd_ps(x, w1, acc[i][1]);
+#pragma GCC unroll 4
+      for (int b = 0; b < kCount; ++b) {
+        acc[i][b][0] = _mm256_fmadd_ps(x, w[b][0], acc[i][b][0]);
+        acc[i][b][1] = _mm256_fmadd_ps(x, w[b][1], acc[i][b][1]);
+      }
     }
   }
-  for (int h = 0; h < 2; ++h) {
-    const int64_t valid = cols - h * kLanes;
+  for (int v = 0; v < 2 * kCount; ++v) {  // the vectors of kCount panels, left to right
+    const int64_t valid = cols - v * kLanes;
     if (valid <= 0) break;
     const __m256i mask = lanes_below(valid < kLanes ? valid : kLanes);
     for (int i = 0; i < kRows; ++i) {
-      float* out = c + i * ldc + h * kLanes;
-      __m256 sum = acc[i][h];
+      float* out = c + i * ldc + v * kLanes;
+      __m256 sum = acc[i][v / 2][v % 2];
       if (accumulate) sum = _mm256_add_ps(sum, _mm256_maskload_ps(out, mask));
       _mm256_maskstore_ps(out, mask, sum);
     }
@@ -57,14 +70,14 @@ using TileFn = void (*)(const float*, int64_t, const float*, int64_t, float*, in
 
 template <int... kRows>
 constexpr auto make_short_tiles(std::integer_sequence<int, kRows...>) {
-  return std::array<TileFn, sizeof...(kRows)>{tile<kRows + 1>...};
+  return std::array<TileFn, sizeof...(kRows)>{tile<kRows + 1, 1>...};
 }
 
 void rows(const float* a, int64_t m, int64_t lda, const float* panel, int64_t k, float* c, int64_t ldc,
           int64_t cols, bool accumulate) {
   int64_t i = 0;
   for (; i + kTileRows <= m; i += kTileRows)
-    tile<kTileRows>(a + i * lda, lda, panel, k, c + i * ldc, ldc, cols, accumulate);
+    tile<kTileRows, 1>(a + i * lda, lda, panel, k, c + i * ldc, ldc, cols, accumulate);
   // The last m % 6 rows: one tile of that height (kShort[h - 1] has height h).
   static constexpr auto kShort = make_short_tiles(std::make_integer_sequence<int, kTileRows - 1>{});
   if (i < m) {
@@ -72,42 +85,9 @@ void rows(const float* a, int64_t m, int64_t lda, const float* panel, int64_t k,
   }
 }
 
+// A row alone takes this many panels per pass.
 constexpr int kRowTilePanels = 4;
-
-// One row of A against kCount (<= 4) adjacent panels: per step of k, one broadcast and 2 * kCount loads
-// feed 2 * kCount FMAs into as many accumulators.
-template <int kCount>
-void row_tile(const float* a, const float* panels, int64_t k, float* c, int64_t cols, bool accumulate) {
-  const int64_t panel_floats = k * kPanelWidth;
-  __m256 acc[kCount][2];
-#pragma GCC unroll 4
-  for (int b = 0; b < kCount; ++b)
-    acc[b][0] = acc[b][1] = _mm256_setzero_ps();
-  for (int64_t p = 0; p < k; ++p) {
-    const __m256 x = _mm256_broadcast_ss(a + p);
-#pragma GCC unroll 4
-    for (int b = 0; b < kCount; ++b) {
-      const float* w = panels + b * panel_floats + p * kPanelWidth;
-      acc[b][0] = _mm256_fmadd_ps(x, _mm256_loadu_ps(w), acc[b][0]);
-      acc[b][1] = _mm256_fmadd_ps(x, _mm256_loadu_ps(w + kLanes), acc[b][1]);
-    }
-  }
-  for (int b = 0; b < kCount; ++b) {
-    for (int h = 0; h < 2; ++h) {
-      const int64_t valid = cols - b * kPanelWidth - h * kLanes;
-      if (valid <= 0) return;
-      const __m256i mask = lanes_below(valid < kLanes ? valid : kLanes);
-      float* out = c + b * kPanelWidth + h * kLanes;
-      __m256 sum = acc[b][h];
-      if (accumulate) sum = _mm256_add_ps(sum, _mm256_maskload_ps(out, mask));
-      _mm256_maskstore_ps(out, mask, sum);
-    }
-  }
-}
-
-using RowTileFn = void (*)(const float*, const float*, int64_t, float*, int64_t, bool);
-constexpr std::array<RowTileFn, kRowTilePanels> kRowTiles = {row_tile<1>, row_tile<2>, row_tile<3>,
-                                                             row_tile<4>};
+constexpr std::array<TileFn, kRowTilePanels> kRowTiles = {tile<1, 1>, tile<1, 2>, tile<1, 3>, tile<1, 4>};
 
 }  // namespace
 
@@ -117,8 +97,8 @@ void matmul_panels_avx2(const float* a, int64_t m, int64_t lda, const float* pan
     for (int64_t i = 0; i < m; ++i) {
       for (int b = 0; b < count && b * kPanelWidth < cols; b += kRowTilePanels) {
         const int group = std::min(kRowTilePanels, count - b);
-        kRowTiles[static_cast<size_t>(group - 1)](a + i * lda, panels + b * k * kPanelWidth, k,
-                                                  c + i * ldc + b * kPanelWidth, cols - b * kPanelWidth,
+        kRowTiles[static_cast<size_t>(group - 1)](a + i * lda, lda, panels + b * k * kPanelWidth, k,
+                                                  c + i * ldc + b * kPanelWidth, ldc, cols - b * kPanelWidth,
                                                   accumulate);
       }
     }
