@@ -357,9 +357,14 @@ class GenerationSemantics(ServerTest):
 
 
 class ChunkedPrefill(ServerTest):
-    """A long prompt is prefilled in chunks between the decode steps of running requests."""
+    """A long prompt is prefilled in chunks between the decode steps of running requests.
 
-    SERVER_ARGS = ["--max-new-tokens", "100000"]
+    Structural, not timed: with a step budget of 256 tokens a 10,001-token prompt takes 40 steps, and each of
+    them also decodes one token of the running stream, so the stream must receive tokens while the prompt is
+    prefilled. A server that prefilled the prompt in one step would send the stream about none."""
+
+    BUDGET = 256
+    SERVER_ARGS = ["--max-new-tokens", "100000", "--max-batch-tokens", str(BUDGET)]
 
     def test_long_prompt_does_not_stall_a_running_stream(self):
         stream = self.stubs.gen.GenerateStream(gen_request(max_new_tokens=100000, ignore_eos=True),
@@ -386,12 +391,11 @@ class ChunkedPrefill(ServerTest):
             stream.cancel()
             t.join(scaled(10))
         self.assertEqual(r.usage.prompt_tokens, 10001)
-        self.assertGreater(t1 - t0, 0.5, "the 10,000-token prompt should take a while")
+        steps = -(-10001 // (self.BUDGET - 1))  # the running stream's decode token takes one of each budget
         during = [a for a in arrivals if t0 <= a <= t1]
-        self.assertGreater(len(during), 10, f"the running stream got {len(during)} tokens during the prefill")
-        gaps = [b - a for a, b in zip(during, during[1:])]
-        self.assertLess(max(gaps), scaled(0.5), f"the running stream stalled {max(gaps):.2f} s during a "
-                        f"{t1 - t0:.1f} s prefill")
+        # Half the steps leave room for stream messages still in flight when the unary reply lands.
+        self.assertGreaterEqual(len(during), steps // 2,
+                                f"the running stream got {len(during)} tokens during a {steps}-step prefill")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -828,7 +832,7 @@ class Deadlines(ServerTest):
         self.assertRpcError(lambda: self.stubs.gen.Generate(gen_request(max_new_tokens=100000, ignore_eos=True),
                                                             timeout=0.3),
                             CODE.DEADLINE_EXCEEDED, msg="0.3 s on a 100,000-token generation")
-        self.assertLess(time.monotonic() - t0, 2.0)
+        self.assertLess(time.monotonic() - t0, scaled(2.0))
         # the server dropped it: the next request (one sequence at a time) is served at once
         t0 = time.monotonic()
         r = self.stubs.gen.Generate(gen_request(max_new_tokens=8, ignore_eos=True), timeout=scaled(30))
