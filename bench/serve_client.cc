@@ -39,11 +39,12 @@ ServeClient::ServeClient(const std::string& address) {
   encoding_ = v1::EncodingService::NewStub(channel_);
 }
 
-absl::Status ServeClient::wait_serving(double timeout_s) {
+absl::Status ServeClient::wait_serving(double timeout_s, const std::function<absl::Status()>& alive) {
   std::unique_ptr<health::Health::Stub> stub = health::Health::NewStub(channel_);
   const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s);
   std::string last = "none";
   while (Clock::now() < deadline) {
+    if (absl::Status st = alive(); !st.ok()) return st;
     grpc::ClientContext ctx;
     ctx.set_wait_for_ready(true);
     set_timeout(ctx, 2);

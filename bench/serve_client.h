@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -29,8 +30,9 @@ class ServeClient {
  public:
   explicit ServeClient(const std::string& address);
 
-  // Polls grpc.health.v1 until the server reports SERVING.
-  absl::Status wait_serving(double timeout_s);
+  // Polls grpc.health.v1 until the server reports SERVING; stops early with the error `alive` returns
+  // (called before each poll: a server that has exited will never serve).
+  absl::Status wait_serving(double timeout_s, const std::function<absl::Status()>& alive);
   absl::StatusOr<v1::GetInfoResponse> info();
   // One GenerateStream of exactly max_new_tokens tokens (temperature 1, ignore_eos); thread-safe.
   StreamRun generate_stream(uint64_t seed, const std::string& prompt, int64_t max_new_tokens) const;

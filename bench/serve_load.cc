@@ -3,16 +3,16 @@
 // (about 10% of one core for 32 streams; the row "load generator CPU" shows it).
 //
 //   longnet_serve_load --address HOST:PORT [--pid PID] [--max-new-tokens 128] [--streams 32]
-//                      [--encode-sizes 8192,65536,1000000]
+//                      [--encode-sizes 8192,65536,1000000 | none]
 //
 // Measures, in one run: tokens/s of one GenerateStream; aggregate tokens/s of N concurrent GenerateStreams
 // (each the best of 3 rounds, the two kinds interleaved: this kind of shared machine swings by tens of
 // percent within a minute, and both sides of the ratio get the same treatment; same max_new_tokens, short
 // prompts, temperature 1 with different seeds, ignore_eos so every stream has the same length); time to first
 // token (median / p90); the load generator's own CPU time during the N streams; EncodeStream throughput for
-// 8K, 64K and 1,000,000-token documents; and the server's peak RSS (VmHWM of /proc/PID/status) after the
-// 1M-token encode. Prints a table. Any failed call, any stream of other than max_new_tokens tokens, any wrong
-// encode result ends the run with status 1 and a message naming it.
+// 8K, 64K and 1,000,000-token documents (--encode-sizes; "none" measures generation only); and the server's
+// peak RSS (VmHWM of /proc/PID/status) at the end. Prints a table. Any failed call, any stream of other than
+// max_new_tokens tokens, any wrong encode result ends the run with status 1 and a message naming it.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -27,6 +27,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -43,7 +45,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr char kUsage[] =
     "usage: longnet_serve_load --address HOST:PORT [--pid PID] [--max-new-tokens 128] [--streams 32]\n"
-    "                          [--encode-sizes 8192,65536,1000000]\n";
+    "                          [--encode-sizes 8192,65536,1000000 | none]\n";
 
 struct Options {
   std::string address;
@@ -91,6 +93,7 @@ Options parse_options(int argc, char** argv) {
       o.streams = positive_int(flag, value);
     } else if (flag == "--encode-sizes") {
       o.encode_sizes.clear();
+      if (value == "none") continue;  // generation figures only
       for (absl::string_view size : absl::StrSplit(value, ',')) {
         o.encode_sizes.push_back(positive_int(flag, size));
       }
@@ -186,6 +189,23 @@ Concurrent concurrent(const ServeClient& client, const Options& o) {
   return c;
 }
 
+// OK while process `pid` runs (or when no pid was given); an error once it has exited (gone, or a zombie
+// its parent has not reaped yet).
+absl::Status server_alive(int64_t pid) {
+  if (pid == 0) return absl::OkStatus();
+  std::ifstream status(absl::StrFormat("/proc/%d/status", pid));
+  for (std::string line; std::getline(status, line);) {
+    absl::string_view state = line;
+    if (absl::ConsumePrefix(&state, "State:")) {
+      state = absl::StripLeadingAsciiWhitespace(state);
+      if (!absl::StartsWith(state, "Z") && !absl::StartsWith(state, "X")) return absl::OkStatus();
+      break;
+    }
+  }
+  return absl::FailedPreconditionError(
+      absl::StrFormat("the server (pid %d) exited before it was SERVING", pid));
+}
+
 std::string vm_hwm(int64_t pid) {
   if (pid == 0) return "not measured (no --pid)";
   const std::string path = absl::StrFormat("/proc/%d/status", pid);
@@ -205,7 +225,7 @@ std::string vm_hwm(int64_t pid) {
 int main(int argc, char** argv) {
   const Options o = parse_options(argc, argv);
   ServeClient client(o.address);
-  check(client.wait_serving(300));
+  check(client.wait_serving(300, [&o] { return server_alive(o.pid); }));
   const absl::StatusOr<longnet::v1::GetInfoResponse> info = client.info();
   check(info.status());
   // First-request costs out of the figures.
@@ -268,7 +288,8 @@ int main(int argc, char** argv) {
         absl::StrFormat("%s (%.2f s)", with_commas(std::llround(static_cast<double>(tokens) / wall_s)),
                         wall_s));
   }
-  rows.emplace_back("server peak RSS (VmHWM) after the encodes", hwm);
+  rows.emplace_back(encodes.empty() ? "server peak RSS (VmHWM)" : "server peak RSS (VmHWM) after the encodes",
+                    hwm);
 
   size_t width = 0;
   for (const auto& row : rows)
