@@ -29,7 +29,7 @@ for _p in (os.path.join(DEPLOY, "validate"), os.path.join(DEPLOY, "docker"),
         sys.path.insert(0, _p)
 
 import harness as H  # noqa: E402  free ports and children that die with this process, as the server tests
-from harness import free_port  # noqa: E402,F401  (the tests call ds.free_port)
+from harness import free_port, free_ports  # noqa: E402,F401  (the tests call ds.free_port(s))
 
 import health_check  # noqa: E402  deploy/docker/health_check.py
 import render  # noqa: E402  deploy/validate/render.py

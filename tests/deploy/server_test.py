@@ -185,8 +185,9 @@ class ContainerRuntimeStage(unittest.TestCase):
     def test_entrypoint_serves_and_healthcheck_reports_it(self):
         env = ds.base_env()
         env.update(self.stage["env"])
-        env["LONGNET_PORT"] = str(ds.free_port())
-        env["LONGNET_METRICS_PORT"] = str(ds.free_port())
+        port, metrics_port = ds.free_ports(2)
+        env["LONGNET_PORT"] = str(port)
+        env["LONGNET_METRICS_PORT"] = str(metrics_port)
         argv = [self.in_root(a) for a in self.stage["entrypoint"] + self.stage["cmd"]]
         user = None
         if os.geteuid() == 0:
@@ -256,7 +257,7 @@ class PodFromManifests(unittest.TestCase):
                         env[name] = local + value[len(path.rstrip("/")):]
             self.assertEqual(env["LONGNET_MODEL"], os.path.join(ds.REPO, "models", "demo"))
             # Ports: free ones instead of the manifest's (shared machine), carried into the probes.
-            port_map = {int(env["LONGNET_PORT"]): ds.free_port(), int(env["LONGNET_METRICS_PORT"]): ds.free_port()}
+            port_map = dict(zip((int(env["LONGNET_PORT"]), int(env["LONGNET_METRICS_PORT"])), ds.free_ports(2)))
             env["LONGNET_PORT"] = str(port_map[int(env["LONGNET_PORT"])])
             env["LONGNET_METRICS_PORT"] = str(port_map[int(env["LONGNET_METRICS_PORT"])])
             argv = [os.path.join(prefix, a[len("/opt/longnet/"):]) for a in stage["entrypoint"]]

@@ -128,10 +128,23 @@ def configure(argv, extra=(), load=True):
     return opts, rest
 
 
+def free_ports(count):
+    """`count` distinct ports of 127.0.0.1, free at the time: every socket is held until all are bound, so the
+    kernel cannot hand the same port out twice (one at a time, a server once got --port == --metrics-port)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def die_with_parent(command):
@@ -207,8 +220,9 @@ class Server:
         return cmd + self.args
 
     def start(self, wait=True, timeout=60):
-        self.port = free_port()
-        self.metrics_port = free_port() if self.metrics else None
+        ports = free_ports(2)
+        self.port = ports[0]
+        self.metrics_port = ports[1] if self.metrics else None
         env = dict(os.environ)
         # The test's own settings only: no LONGNET_* variable of the caller's environment leaks in.
         for k in list(env):
