@@ -83,13 +83,25 @@ constexpr auto make_short_tiles(std::integer_sequence<int, kRows...>) {
 
 void rows(const float* a, int64_t m, int64_t lda, const float* panel, int64_t k, float* c, int64_t ldc,
           int64_t cols, bool accumulate) {
+  // Whole tiles of 6 rows, but when 1 to 3 rows would be left over, the last 6 + (m % 6) rows go as two
+  // tiles of nearly equal height (4 + 3, 4 + 4, 5 + 4): a tile of 1 to 3 rows has too few FMA chains to hide
+  // the FMA latency, and it streams the whole panel for as few rows (32 rows: 6 x 4 + 4 + 4, not 6 x 5 + 2).
+  int64_t whole = m / kTileRows;
+  if (whole > 0 && m % kTileRows != 0 && m % kTileRows <= 3) --whole;
   int64_t i = 0;
-  for (; i + kTileRows <= m; i += kTileRows)
+  for (; i < whole * kTileRows; i += kTileRows)
     tile<kTileRows, 1>(a + i * lda, lda, panel, k, c + i * ldc, ldc, cols, accumulate);
-  // The last m % 6 rows: one tile of that height (kShort[h - 1] has height h).
+  // The rest (at most 9 rows): one or two tiles of at most 5 (kShort[h - 1] has height h).
   static constexpr auto kShort = make_short_tiles(std::make_integer_sequence<int, kTileRows - 1>{});
-  if (i < m) {
-    kShort[static_cast<size_t>(m - i - 1)](a + i * lda, lda, panel, k, c + i * ldc, ldc, cols, accumulate);
+  const int64_t rest = m - i;
+  const int64_t first = rest < kTileRows ? rest : (rest + 1) / 2;
+  if (first > 0) {
+    kShort[static_cast<size_t>(first - 1)](a + i * lda, lda, panel, k, c + i * ldc, ldc, cols, accumulate);
+  }
+  if (rest > first) {
+    i += first;
+    kShort[static_cast<size_t>(rest - first - 1)](a + i * lda, lda, panel, k, c + i * ldc, ldc, cols,
+                                                  accumulate);
   }
 }
 

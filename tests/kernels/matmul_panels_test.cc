@@ -124,10 +124,11 @@ class MatmulPanelLoops : public ::testing::TestWithParam<Isa> {
 };
 
 // One call per pair of panels: every row count of the tile loops and their remainders (AVX-512 tiles of
-// 12, AVX2 of 6), n around the panel widths (a short last panel, a lone last panel), odd k.
+// 12; AVX2 tiles of 6, whose remainders of 1 to 3 rows split the last 6 + r rows in two: 7, 8, 9, 32),
+// n around the panel widths (a short last panel, a lone last panel), odd k.
 TEST_P(MatmulPanelLoops, MatchReference) {
   std::mt19937 rng(7);
-  for (int64_t m : {1, 2, 5, 6, 7, 11, 12, 13, 25, 64}) {
+  for (int64_t m : {1, 2, 5, 6, 7, 8, 9, 11, 12, 13, 25, 32, 64}) {
     for (int64_t k : {1, 7, 16, 33, 256}) {
       for (int64_t n : {1, 15, 16, 17, 32, 33, 50}) {
         for (bool accumulate : {false, true}) {
