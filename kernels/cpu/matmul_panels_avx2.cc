@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <initializer_list>
 #include <utility>
 
 #include "cpu/matmul_panels.h"
@@ -95,13 +96,10 @@ void rows(const float* a, int64_t m, int64_t lda, const float* panel, int64_t k,
   static constexpr auto kShort = make_short_tiles(std::make_integer_sequence<int, kTileRows - 1>{});
   const int64_t rest = m - i;
   const int64_t first = rest < kTileRows ? rest : (rest + 1) / 2;
-  if (first > 0) {
-    kShort[static_cast<size_t>(first - 1)](a + i * lda, lda, panel, k, c + i * ldc, ldc, cols, accumulate);
-  }
-  if (rest > first) {
-    i += first;
-    kShort[static_cast<size_t>(rest - first - 1)](a + i * lda, lda, panel, k, c + i * ldc, ldc, cols,
-                                                  accumulate);
+  for (const int64_t height : {first, rest - first}) {
+    if (height == 0) continue;
+    kShort[static_cast<size_t>(height - 1)](a + i * lda, lda, panel, k, c + i * ldc, ldc, cols, accumulate);
+    i += height;
   }
 }
 

@@ -257,9 +257,9 @@ class PodFromManifests(unittest.TestCase):
                         env[name] = local + value[len(path.rstrip("/")):]
             self.assertEqual(env["LONGNET_MODEL"], os.path.join(ds.REPO, "models", "demo"))
             # Ports: free ones instead of the manifest's (shared machine), carried into the probes.
-            port_map = dict(zip((int(env["LONGNET_PORT"]), int(env["LONGNET_METRICS_PORT"])), ds.free_ports(2)))
-            env["LONGNET_PORT"] = str(port_map[int(env["LONGNET_PORT"])])
-            env["LONGNET_METRICS_PORT"] = str(port_map[int(env["LONGNET_METRICS_PORT"])])
+            port, metrics_port = ds.free_ports(2)
+            port_map = {int(env["LONGNET_PORT"]): port, int(env["LONGNET_METRICS_PORT"]): metrics_port}
+            env["LONGNET_PORT"], env["LONGNET_METRICS_PORT"] = str(port), str(metrics_port)
             argv = [os.path.join(prefix, a[len("/opt/longnet/"):]) for a in stage["entrypoint"]]
             server = ds.Process(argv, env).start()
             try:
