@@ -28,7 +28,7 @@ constexpr int64_t kFewRows = 2;
 }  // namespace
 
 void matmul_panels_generic(const float* a, int64_t m, int64_t lda, const float* panels, int64_t k, int count,
-                           float* c, int64_t ldc, int64_t cols, bool accumulate) {
+                           float* c, int64_t ldc, int64_t cols, bool accumulate, const float* /*next*/) {
   const int64_t width = std::min<int64_t>(cols, count * kPanelWidth);
   for (int64_t i = 0; i < m; ++i) {
     for (int64_t j = 0; j < width; ++j) {
@@ -93,8 +93,10 @@ void matmul_panels(const MatmulPanelsShape& s, const float* a, const float* pane
       const int64_t rows = std::min(block, s.m - row0);
       const int64_t cols = std::min(group_cols, s.n - col0);
       const auto count = static_cast<int>((cols + kPanelWidth - 1) / kPanelWidth);
+      // The next unit's panels follow these in memory, unless this is the last group of a row block.
+      const float* next = col0 + group_cols < s.n ? panels + (col0 + group_cols) * s.k : nullptr;
       fn(a + row0 * s.lda, rows, s.lda, panels + col0 * s.k, s.k, count, c + row0 * s.ldc + col0, s.ldc, cols,
-         s.accumulate);
+         s.accumulate, next);
     }
   });
 }

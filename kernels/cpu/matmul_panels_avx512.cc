@@ -82,7 +82,7 @@ constexpr auto make_row_tiles(std::integer_sequence<int, kCounts...>) {
 }  // namespace
 
 void matmul_panels_avx512(const float* a, int64_t m, int64_t lda, const float* panels, int64_t k, int count,
-                          float* c, int64_t ldc, int64_t cols, bool accumulate) {
+                          float* c, int64_t ldc, int64_t cols, bool accumulate, const float* /*next*/) {
   if (count > 2) {
     static constexpr auto kRowTiles = make_row_tiles(std::make_integer_sequence<int, kMaxPanelsPerRowCall>{});
     for (int64_t i = 0; i < m; ++i) {

@@ -54,6 +54,11 @@ Problem problem_of(int64_t m, int64_t n, int64_t k, bool accumulate, std::mt1993
   return p;
 }
 
+// The pair of panels after the one at column col0, as matmul_panels hands it over (nullptr after the last).
+const float* next_pair(const Problem& p, int64_t col0) {
+  return col0 + 2 * kPanelWidth < p.s.n ? p.panels.data() + (col0 + 2 * kPanelWidth) * p.s.k : nullptr;
+}
+
 // C = A W^T (+ C) through the reference GEMM (double accumulation).
 std::vector<float> expected(const Problem& p) {
   GemmShape g;
@@ -137,7 +142,7 @@ TEST_P(MatmulPanelLoops, MatchReference) {
           for (int64_t col0 = 0; col0 < n; col0 += 2 * kPanelWidth) {
             const int64_t cols = std::min(2 * kPanelWidth, n - col0);
             fn(p.a.data(), m, p.s.lda, p.panels.data() + col0 * k, k, cols > kPanelWidth ? 2 : 1,
-               p.c.data() + col0, p.s.ldc, cols, accumulate);
+               p.c.data() + col0, p.s.ldc, cols, accumulate, next_pair(p, col0));
           }
           EXPECT_LE(max_error(p.s, p.c, want), tolerance(k))
               << "m " << m << " n " << n << " k " << k << " accumulate " << accumulate;
@@ -163,12 +168,12 @@ TEST_P(MatmulPanelLoops, FewRowsTakeManyPanelsPerCall) {
             const int64_t cols = std::min(group, n - col0);
             const auto count = static_cast<int>((cols + kPanelWidth - 1) / kPanelWidth);
             fn(p.a.data(), m, p.s.lda, p.panels.data() + col0 * k, k, count, p.c.data() + col0, p.s.ldc, cols,
-               accumulate);
+               accumulate, nullptr);
           }
           for (int64_t col0 = 0; col0 < n; col0 += 2 * kPanelWidth) {
             const int64_t cols = std::min(2 * kPanelWidth, n - col0);
             fn(p.a.data(), m, p.s.lda, p.panels.data() + col0 * k, k, cols > kPanelWidth ? 2 : 1,
-               pairs.data() + col0, p.s.ldc, cols, accumulate);
+               pairs.data() + col0, p.s.ldc, cols, accumulate, next_pair(p, col0));
           }
           EXPECT_LE(max_error(p.s, p.c, want), tolerance(k))
               << "m " << m << " n " << n << " k " << k << " accumulate " << accumulate;
