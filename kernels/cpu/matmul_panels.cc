@@ -1,7 +1,10 @@
 #include "cpu/matmul_panels.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
+#include <cstdint>
+#include <vector>
 
 #include "cpu/cpu_features.h"
 #include "longnet/kernels/gemm.h"
@@ -16,14 +19,41 @@ MatmulPanelsFn panels_fn() {
   return fn;
 }
 
-// A task covers at least this many multiply-adds (a few microseconds), so that a small product (one row,
-// a narrow layer) stays on the calling thread instead of paying for a hand-off.
+// A thread's share covers at least this many multiply-adds (a few microseconds), so that a small product
+// (one row, a narrow layer) stays on the calling thread instead of paying for a hand-off.
 constexpr int64_t kMinTaskMacs = 1 << 16;
 // Rows of A per task when A is tall: a block of A stays in L2 while the panels stream past it.
 constexpr int64_t kRowBlock = 96;
 // Up to this many rows, a unit spans kMaxPanelsPerRowCall panels and the loops take one row at a time
 // (matrix-vector products: a decode step of one or two sequences); more rows share pairs of panels.
 constexpr int64_t kFewRows = 2;
+
+// A run of units [front, back) that its owner takes from the front and other threads from the back; both
+// ends live in one atomic word, so a unit is taken exactly once.
+class UnitRun {
+ public:
+  void reset(int64_t front, int64_t back) { ends_.store(pack(front, back), std::memory_order_relaxed); }
+  int64_t take_front() { return take(true); }
+  int64_t take_back() { return take(false); }
+
+ private:
+  static uint64_t pack(int64_t front, int64_t back) {
+    return static_cast<uint64_t>(front) << 32 | static_cast<uint64_t>(back);
+  }
+  // The unit taken, or -1 when the run is empty.
+  int64_t take(bool from_front) {
+    uint64_t ends = ends_.load(std::memory_order_relaxed);
+    for (;;) {
+      const auto front = static_cast<int64_t>(ends >> 32);
+      const auto back = static_cast<int64_t>(ends & 0xffffffffu);
+      if (front >= back) return -1;
+      const uint64_t taken = from_front ? pack(front + 1, back) : pack(front, back - 1);
+      if (ends_.compare_exchange_weak(ends, taken, std::memory_order_relaxed))
+        return from_front ? front : back - 1;
+    }
+  }
+  std::atomic<uint64_t> ends_{0};
+};
 
 }  // namespace
 
@@ -80,23 +110,42 @@ void matmul_panels(const MatmulPanelsShape& s, const float* a, const float* pane
   const int64_t blocks = (s.m + block - 1) / block;
   const int64_t units = groups * blocks;
   const int64_t unit_macs = block * s.k * group_cols;
-  // Several tasks per thread keep the dynamic hand-out balanced; none smaller than kMinTaskMacs.
-  const int64_t balanced = (units + 4 * pool.num_threads() - 1) / (4 * pool.num_threads());
-  const int64_t per_task = std::max(balanced, (kMinTaskMacs + unit_macs - 1) / unit_macs);
-  const int64_t tasks = (units + per_task - 1) / per_task;
   const MatmulPanelsFn fn = panels_fn();
-  pool.parallel_for(tasks, [&](int64_t task, int /*thread*/) {
-    const int64_t end = std::min(units, (task + 1) * per_task);
-    for (int64_t unit = task * per_task; unit < end; ++unit) {
-      const int64_t row0 = unit / groups * block;
-      const int64_t col0 = unit % groups * group_cols;
-      const int64_t rows = std::min(block, s.m - row0);
-      const int64_t cols = std::min(group_cols, s.n - col0);
-      const auto count = static_cast<int>((cols + kPanelWidth - 1) / kPanelWidth);
-      // The next unit's panels follow these in memory, unless this is the last group of a row block.
-      const float* next = col0 + group_cols < s.n ? panels + (col0 + group_cols) * s.k : nullptr;
-      fn(a + row0 * s.lda, rows, s.lda, panels + col0 * s.k, s.k, count, c + row0 * s.ldc + col0, s.ldc, cols,
-         s.accumulate, next);
+  const auto run_unit = [&](int64_t unit) {
+    const int64_t row0 = unit / groups * block;
+    const int64_t col0 = unit % groups * group_cols;
+    const int64_t rows = std::min(block, s.m - row0);
+    const int64_t cols = std::min(group_cols, s.n - col0);
+    const auto count = static_cast<int>((cols + kPanelWidth - 1) / kPanelWidth);
+    // The next unit's panels follow these in memory, unless this is the last group of a row block.
+    const float* next = col0 + group_cols < s.n ? panels + (col0 + group_cols) * s.k : nullptr;
+    fn(a + row0 * s.lda, rows, s.lda, panels + col0 * s.k, s.k, count, c + row0 * s.ldc + col0, s.ldc, cols,
+       s.accumulate, next);
+  };
+  // Each thread owns an equal run of consecutive units and takes them front to back (each unit prefetches
+  // the next one's panels); a thread done with its own run takes units one at a time from the back of the
+  // others', so the threads finish within about one unit of each other. Threads: no more than the units
+  // of at least kMinTaskMacs allow (one: the product runs on the caller).
+  const int64_t min_units = (kMinTaskMacs + unit_macs - 1) / unit_macs;
+  const int64_t threads = std::clamp<int64_t>(units / min_units, 1, pool.num_threads());
+  // (A UnitRun holds unit indices in 32 bits: 2^32 units of 96 rows x 32 columns is a product far beyond
+  // any memory.)
+  if (threads == 1 || units > INT32_MAX) {
+    for (int64_t unit = 0; unit < units; ++unit)
+      run_unit(unit);
+    return;
+  }
+  std::vector<UnitRun> runs(static_cast<size_t>(threads));
+  for (int64_t t = 0; t < threads; ++t)
+    runs[static_cast<size_t>(t)].reset(units * t / threads, units * (t + 1) / threads);
+  pool.parallel_for(threads, [&](int64_t task, int /*thread*/) {
+    for (int64_t unit = runs[static_cast<size_t>(task)].take_front(); unit >= 0;
+         unit = runs[static_cast<size_t>(task)].take_front())
+      run_unit(unit);
+    for (int64_t other = 1; other < threads; ++other) {
+      UnitRun& victim = runs[static_cast<size_t>((task + other) % threads)];
+      for (int64_t unit = victim.take_back(); unit >= 0; unit = victim.take_back())
+        run_unit(unit);
     }
   });
 }
