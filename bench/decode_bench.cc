@@ -1,7 +1,8 @@
 // Batched decode steps of the embedded demo model (or LONGNET_BENCH_MODEL): one forward() of B sequences
 // x 1 token each, as the server's engine runs them, with contexts of 8 to 136 tokens (an 8-token prompt,
 // then 128 steps, then fresh sequences: the shape of bench/serve.sh's streams). Reports tokens/s, so the
-// gain of batching is tokens/s at B over tokens/s at 1.
+// gain of batching is tokens/s at B over tokens/s at 1. BM_PrefillStep: one forward() of the prompts of B
+// fresh sequences (25 tokens each, as serve.sh's), the step that starts B concurrent streams.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -77,6 +78,45 @@ BENCHMARK(BM_DecodeStep)
     ->Unit(benchmark::kMillisecond)
     ->MeasureProcessCPUTime()
     ->UseRealTime();
+
+void BM_PrefillStep(benchmark::State& state) {
+  const int batch = static_cast<int>(state.range(0));
+  model::MemoryPool pool;
+  kernels::ThreadPool threads;
+  const char* dir_env = std::getenv("LONGNET_BENCH_MODEL");
+  absl::StatusOr<std::filesystem::path> dir =
+      dir_env != nullptr ? absl::StatusOr<std::filesystem::path>(dir_env) : model::find_demo_model();
+  if (!dir.ok()) {
+    state.SkipWithError(std::string(dir.status().message()).c_str());
+    return;
+  }
+  auto m = model::LongNetModel::load(*dir, pool);
+  if (!m.ok()) {
+    state.SkipWithError(std::string(m.status().message()).c_str());
+    return;
+  }
+  const model::ExecContext ctx{&threads, &pool};
+  const std::vector<int32_t> prompt(25, 65);
+  std::vector<float> logits(static_cast<size_t>((*m)->vocab_size()) * static_cast<size_t>(batch));
+  std::vector<std::unique_ptr<model::Sequence>> sequences(static_cast<size_t>(batch));
+  std::vector<model::DecodeChunk> chunks;
+  for (auto _ : state) {
+    state.PauseTiming();
+    chunks.clear();
+    for (auto& seq : sequences) {
+      seq = *(*m)->start_sequence(ctx);
+      chunks.push_back({seq.get(), prompt});
+    }
+    state.ResumeTiming();
+    if (!(*m)->forward(ctx, chunks, model::DecoderOutput::kLastLogits, logits.data()).ok()) {
+      state.SkipWithError("prefill step failed");
+      return;
+    }
+  }
+  state.counters["tokens/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * batch * 25.0, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_PrefillStep)->Arg(32)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
 
 }  // namespace
 

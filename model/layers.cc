@@ -30,27 +30,14 @@ Linear Linear::from(const ModelWeights& weights, const std::string& prefix, bool
 void Linear::forward(int64_t rows, const float* x, int64_t x_stride, float* y, int64_t y_stride,
                      kernels::ThreadPool& pool, Output output) const {
   if (rows == 0) return;
-  // The bias goes into y first and the GEMM accumulates onto it (beta = 1): one pass over y, not two.
-  const bool accumulate = output == Output::kAccumulate;
-  if (bias != nullptr) {
-    for (int64_t r = 0; r < rows; ++r) {
-      float* yr = y + r * y_stride;
-      if (accumulate) {
-        for (int64_t c = 0; c < out_features; ++c)
-          yr[c] += bias[c];
-      } else {
-        std::copy_n(bias, out_features, yr);
-      }
-    }
-  }
   kernels::MatmulPanelsShape shape;
   shape.m = rows;
   shape.n = out_features;
   shape.k = in_features;
   shape.lda = x_stride;
   shape.ldc = y_stride;
-  shape.accumulate = bias != nullptr || accumulate;
-  kernels::cpu::matmul_panels(shape, x, panels, y, pool);
+  shape.accumulate = output == Output::kAccumulate;
+  kernels::cpu::matmul_panels(shape, x, panels, y, pool, bias);
 }
 
 Norm Norm::from(const ModelWeights& weights, const std::string& prefix, double eps) {

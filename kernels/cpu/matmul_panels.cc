@@ -55,6 +55,19 @@ class UnitRun {
   std::atomic<uint64_t> ends_{0};
 };
 
+// C = bias, or C += bias, on every row of an m x n block.
+void add_bias(const float* bias, int64_t m, int64_t n, float* c, int64_t ldc, bool accumulate) {
+  for (int64_t i = 0; i < m; ++i) {
+    float* row = c + i * ldc;
+    if (accumulate) {
+      for (int64_t j = 0; j < n; ++j)
+        row[j] += bias[j];
+    } else {
+      std::copy_n(bias, n, row);
+    }
+  }
+}
+
 }  // namespace
 
 void matmul_panels_generic(const float* a, int64_t m, int64_t lda, const float* panels, int64_t k, int count,
@@ -92,11 +105,13 @@ void pack_panels(const float* w, int64_t n, int64_t k, int64_t ldw, float* panel
 namespace cpu {
 
 void matmul_panels(const MatmulPanelsShape& s, const float* a, const float* panels, float* c,
-                   ThreadPool& pool) {
+                   ThreadPool& pool, const float* bias) {
   assert(validate_matmul_panels(s).ok());
   if (s.m == 0 || s.n == 0) return;
   if (s.k == 0) {
-    if (!s.accumulate) {
+    if (bias != nullptr) {
+      add_bias(bias, s.m, s.n, c, s.ldc, s.accumulate);
+    } else if (!s.accumulate) {
       for (int64_t i = 0; i < s.m; ++i)
         std::fill_n(c + i * s.ldc, s.n, 0.0f);
     }
@@ -119,8 +134,11 @@ void matmul_panels(const MatmulPanelsShape& s, const float* a, const float* pane
     const auto count = static_cast<int>((cols + kPanelWidth - 1) / kPanelWidth);
     // The next unit's panels follow these in memory, unless this is the last group of a row block.
     const float* next = col0 + group_cols < s.n ? panels + (col0 + group_cols) * s.k : nullptr;
-    fn(a + row0 * s.lda, rows, s.lda, panels + col0 * s.k, s.k, count, c + row0 * s.ldc + col0, s.ldc, cols,
-       s.accumulate, next);
+    // The bias goes into this unit's block of C just before the loops accumulate onto it (in cache).
+    float* block_c = c + row0 * s.ldc + col0;
+    if (bias != nullptr) add_bias(bias + col0, rows, cols, block_c, s.ldc, s.accumulate);
+    fn(a + row0 * s.lda, rows, s.lda, panels + col0 * s.k, s.k, count, block_c, s.ldc, cols,
+       s.accumulate || bias != nullptr, next);
   };
   // Each thread owns an equal run of consecutive units and takes them front to back (each unit prefetches
   // the next one's panels); a thread done with its own run takes units one at a time from the back of the

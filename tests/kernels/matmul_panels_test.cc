@@ -192,6 +192,38 @@ INSTANTIATE_TEST_SUITE_P(Isas, MatmulPanelLoops, ::testing::Values(Isa::kGeneric
                                                                : "avx512";
                          });
 
+// A bias is added to every row before the product accumulates: the same bits as writing it into C (or
+// adding it to C) and then accumulating the product, for any thread count, and alone when k is 0.
+TEST(MatmulPanels, BiasIsAddedBeforeTheProduct) {
+  std::mt19937 rng(11);
+  ThreadPool one(1);
+  ThreadPool three(3);
+  for (auto [m, n, k] :
+       {std::tuple{1, 259, 64}, std::tuple{32, 100, 48}, std::tuple{200, 70, 24}, std::tuple{5, 33, 0}}) {
+    for (bool accumulate : {false, true}) {
+      const Problem p = problem_of(m, n, k, accumulate, rng);
+      const std::vector<float> bias = random_vector(n, rng);
+      std::vector<float> want = p.c;
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t j = 0; j < n; ++j) {
+          float& x = want[static_cast<size_t>(i * p.s.ldc + j)];
+          x = accumulate ? x + bias[static_cast<size_t>(j)] : bias[static_cast<size_t>(j)];
+        }
+      }
+      MatmulPanelsShape then = p.s;
+      then.accumulate = true;
+      matmul_panels(then, p.a.data(), p.panels.data(), want.data(), one);
+      for (ThreadPool* pool : {&one, &three}) {
+        std::vector<float> got = p.c;
+        matmul_panels(p.s, p.a.data(), p.panels.data(), got.data(), *pool, bias.data());
+        EXPECT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
+            << m << "x" << n << "x" << k << " accumulate " << accumulate << " threads "
+            << pool->num_threads();
+      }
+    }
+  }
+}
+
 // Threads that finish their own run of units take the others' from the back: with many tiny units and
 // three threads racing for them, every unit is still computed exactly once (the same bits as one thread).
 TEST(MatmulPanels, StolenUnitsAreComputedOnce) {

@@ -59,7 +59,8 @@ int64_t panel_floats(int64_t n, int64_t k);  // the packed size: ceil(n / 16) * 
 void pack_panels(const float* w, int64_t n, int64_t k, int64_t ldw, float* panels);
 
 // C = A W^T, or C += A W^T when accumulate: A is m x k (rows lda apart), W is n x k given as its panels
-// (pack_panels), C is m x n (rows ldc apart).
+// (pack_panels), C is m x n (rows ldc apart). With a bias (n floats) matmul_panels adds it to every row of
+// C first: C = bias + A W^T, or C = (C + bias) + A W^T.
 struct MatmulPanelsShape {
   int64_t m = 0;
   int64_t n = 0;
@@ -88,7 +89,7 @@ void gemv(const GemvShape& shape, const float* a, const float* x, float* y);
 // does not depend on m, on the other rows, or on the thread count: a sequence's logits are the same bits
 // whatever else shares its batch.
 void matmul_panels(const MatmulPanelsShape& shape, const float* a, const float* panels, float* c,
-                   ThreadPool& pool);
+                   ThreadPool& pool, const float* bias = nullptr);
 }  // namespace cpu
 
 namespace reference {
