@@ -17,18 +17,20 @@ namespace {
 
 using namespace longnet;
 
+// LONGNET_BENCH_MODEL's model, else the embedded demo model.
+absl::StatusOr<std::unique_ptr<model::LongNetModel>> load_model(model::MemoryPool& pool) {
+  const char* dir_env = std::getenv("LONGNET_BENCH_MODEL");
+  absl::StatusOr<std::filesystem::path> dir =
+      dir_env != nullptr ? absl::StatusOr<std::filesystem::path>(dir_env) : model::find_demo_model();
+  if (!dir.ok()) return dir.status();
+  return model::LongNetModel::load(*dir, pool);
+}
+
 void BM_DecodeStep(benchmark::State& state) {
   const int batch = static_cast<int>(state.range(0));
   model::MemoryPool pool;
   kernels::ThreadPool threads;
-  const char* dir_env = std::getenv("LONGNET_BENCH_MODEL");
-  absl::StatusOr<std::filesystem::path> dir =
-      dir_env != nullptr ? absl::StatusOr<std::filesystem::path>(dir_env) : model::find_demo_model();
-  if (!dir.ok()) {
-    state.SkipWithError(std::string(dir.status().message()).c_str());
-    return;
-  }
-  auto m = model::LongNetModel::load(*dir, pool);
+  auto m = load_model(pool);
   if (!m.ok()) {
     state.SkipWithError(std::string(m.status().message()).c_str());
     return;
@@ -83,14 +85,7 @@ void BM_PrefillStep(benchmark::State& state) {
   const int batch = static_cast<int>(state.range(0));
   model::MemoryPool pool;
   kernels::ThreadPool threads;
-  const char* dir_env = std::getenv("LONGNET_BENCH_MODEL");
-  absl::StatusOr<std::filesystem::path> dir =
-      dir_env != nullptr ? absl::StatusOr<std::filesystem::path>(dir_env) : model::find_demo_model();
-  if (!dir.ok()) {
-    state.SkipWithError(std::string(dir.status().message()).c_str());
-    return;
-  }
-  auto m = model::LongNetModel::load(*dir, pool);
+  auto m = load_model(pool);
   if (!m.ok()) {
     state.SkipWithError(std::string(m.status().message()).c_str());
     return;
