@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <memory>
 #include <random>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "longnet/kernels/thread_pool.h"
+#include "longnet/model/self_attention.h"
 #include "support/random_model.h"
 
 // The graph's own consistency: chunked prefill, one-token decoding and batching give the same rows.
@@ -150,8 +152,9 @@ TEST(ModelForward, BatchedChunksEqualSeparateSequences) {
 }
 
 // Decode steps of several sequences at different positions, batched in one forward() call per step beside
-// another sequence's 20-row prefill chunk: every row equals that sequence's own prefill, with and without
-// XPOS, across the segment boundaries of every branch.
+// another sequence's prefill chunk (by turns longer than kShortChunkRows, attended alone with the threads
+// inside, and of 12 rows, attended in a task beside the decode tokens): every row equals that sequence's
+// own prefill, with and without XPOS, across the segment boundaries of every branch.
 TEST(ModelForward, BatchedDecodeStepsEqualPrefill) {
   for (const bool xpos : {true, false}) {
     Runtime rt;
@@ -161,7 +164,8 @@ TEST(ModelForward, BatchedDecodeStepsEqualPrefill) {
     ASSERT_NE(m, nullptr);
     constexpr size_t kSequences = 5;
     constexpr size_t kLength = 150;
-    constexpr size_t kChunk = 20;  // sequence 0's rows per call: more than kShortChunkRows
+    // Sequence 0's rows per call, by turns.
+    constexpr std::array<size_t, 2> kChunks = {DilatedSelfAttention::kShortChunkRows + 6, 12};
     const int64_t vocab = m->vocab_size();
     std::vector<std::vector<int32_t>> ids;
     std::vector<std::vector<float>> want, got;
@@ -181,11 +185,11 @@ TEST(ModelForward, BatchedDecodeStepsEqualPrefill) {
       const DecodeChunk prompt{seqs[s].get(), std::span<const int32_t>(ids[s]).first(done[s])};
       ASSERT_TRUE(m->forward(ctx, {&prompt, 1}, DecoderOutput::kLogits, got[s].data()).ok());
     }
-    while (*std::min_element(done.begin(), done.end()) < kLength) {
+    for (size_t step = 0; *std::min_element(done.begin(), done.end()) < kLength; ++step) {
       std::vector<DecodeChunk> chunks;
       std::vector<size_t> rows;
       for (size_t s = 0; s < kSequences; ++s) {
-        const size_t n = std::min(s == 0 ? kChunk : 1, kLength - done[s]);
+        const size_t n = std::min(s == 0 ? kChunks[step % 2] : 1, kLength - done[s]);
         if (n == 0) continue;
         chunks.push_back({seqs[s].get(), std::span<const int32_t>(ids[s]).subspan(done[s], n)});
         rows.push_back(n);
