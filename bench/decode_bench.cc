@@ -17,27 +17,37 @@ namespace {
 
 using namespace longnet;
 
-// LONGNET_BENCH_MODEL's model, else the embedded demo model.
-absl::StatusOr<std::unique_ptr<model::LongNetModel>> load_model(model::MemoryPool& pool) {
-  const char* dir_env = std::getenv("LONGNET_BENCH_MODEL");
-  absl::StatusOr<std::filesystem::path> dir =
-      dir_env != nullptr ? absl::StatusOr<std::filesystem::path>(dir_env) : model::find_demo_model();
-  if (!dir.ok()) return dir.status();
-  return model::LongNetModel::load(*dir, pool);
-}
+// LONGNET_BENCH_MODEL's model (else the embedded demo model) with the pools it runs on.
+struct LoadedModel {
+  model::MemoryPool pool;
+  kernels::ThreadPool threads;
+  std::unique_ptr<model::LongNetModel> model;
+  model::ExecContext ctx{&threads, &pool};
+
+  // False, with the benchmark skipped and the reason given, when the model cannot be loaded.
+  bool load(benchmark::State& state) {
+    const char* dir_env = std::getenv("LONGNET_BENCH_MODEL");
+    absl::StatusOr<std::filesystem::path> dir =
+        dir_env != nullptr ? absl::StatusOr<std::filesystem::path>(dir_env) : model::find_demo_model();
+    absl::StatusOr<std::unique_ptr<model::LongNetModel>> loaded =
+        dir.ok() ? model::LongNetModel::load(*dir, pool) : dir.status();
+    if (!loaded.ok()) {
+      state.SkipWithError(std::string(loaded.status().message()).c_str());
+      return false;
+    }
+    model = *std::move(loaded);
+    return true;
+  }
+};
 
 void BM_DecodeStep(benchmark::State& state) {
   const int batch = static_cast<int>(state.range(0));
-  model::MemoryPool pool;
-  kernels::ThreadPool threads;
-  auto m = load_model(pool);
-  if (!m.ok()) {
-    state.SkipWithError(std::string(m.status().message()).c_str());
-    return;
-  }
-  const model::ExecContext ctx{&threads, &pool};
+  LoadedModel loaded;
+  if (!loaded.load(state)) return;
+  model::LongNetModel* m = loaded.model.get();
+  const model::ExecContext& ctx = loaded.ctx;
   const std::vector<int32_t> prompt = {256, 73, 110, 32, 116, 104, 101, 32};
-  std::vector<float> logits(static_cast<size_t>((*m)->vocab_size()) * static_cast<size_t>(batch));
+  std::vector<float> logits(static_cast<size_t>(m->vocab_size()) * static_cast<size_t>(batch));
   std::vector<std::unique_ptr<model::Sequence>> sequences(static_cast<size_t>(batch));
   const std::vector<int32_t> next(static_cast<size_t>(batch), 65);
   std::vector<model::DecodeChunk> chunks;
@@ -45,9 +55,9 @@ void BM_DecodeStep(benchmark::State& state) {
     chunks.clear();
     for (int i = 0; i < batch; ++i) {
       auto& seq = sequences[static_cast<size_t>(i)];
-      seq = *(*m)->start_sequence(ctx);
+      seq = *m->start_sequence(ctx);
       const model::DecodeChunk c{seq.get(), prompt};
-      if (!(*m)->forward(ctx, {&c, 1}, model::DecoderOutput::kLastLogits, logits.data()).ok()) return false;
+      if (!m->forward(ctx, {&c, 1}, model::DecoderOutput::kLastLogits, logits.data()).ok()) return false;
       chunks.push_back({seq.get(), std::span<const int32_t>(&next[static_cast<size_t>(i)], 1)});
     }
     return true;
@@ -64,7 +74,7 @@ void BM_DecodeStep(benchmark::State& state) {
         return;
       }
     }
-    if (!(*m)->forward(ctx, chunks, model::DecoderOutput::kLastLogits, logits.data()).ok()) {
+    if (!m->forward(ctx, chunks, model::DecoderOutput::kLastLogits, logits.data()).ok()) {
       state.SkipWithError("decode step failed");
       return;
     }
@@ -83,27 +93,23 @@ BENCHMARK(BM_DecodeStep)
 
 void BM_PrefillStep(benchmark::State& state) {
   const int batch = static_cast<int>(state.range(0));
-  model::MemoryPool pool;
-  kernels::ThreadPool threads;
-  auto m = load_model(pool);
-  if (!m.ok()) {
-    state.SkipWithError(std::string(m.status().message()).c_str());
-    return;
-  }
-  const model::ExecContext ctx{&threads, &pool};
+  LoadedModel loaded;
+  if (!loaded.load(state)) return;
+  model::LongNetModel* m = loaded.model.get();
+  const model::ExecContext& ctx = loaded.ctx;
   const std::vector<int32_t> prompt(25, 65);
-  std::vector<float> logits(static_cast<size_t>((*m)->vocab_size()) * static_cast<size_t>(batch));
+  std::vector<float> logits(static_cast<size_t>(m->vocab_size()) * static_cast<size_t>(batch));
   std::vector<std::unique_ptr<model::Sequence>> sequences(static_cast<size_t>(batch));
   std::vector<model::DecodeChunk> chunks;
   for (auto _ : state) {
     state.PauseTiming();
     chunks.clear();
     for (auto& seq : sequences) {
-      seq = *(*m)->start_sequence(ctx);
+      seq = *m->start_sequence(ctx);
       chunks.push_back({seq.get(), prompt});
     }
     state.ResumeTiming();
-    if (!(*m)->forward(ctx, chunks, model::DecoderOutput::kLastLogits, logits.data()).ok()) {
+    if (!m->forward(ctx, chunks, model::DecoderOutput::kLastLogits, logits.data()).ok()) {
       state.SkipWithError("prefill step failed");
       return;
     }

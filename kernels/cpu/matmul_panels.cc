@@ -22,7 +22,7 @@ MatmulPanelsFn panels_fn() {
 // A thread's share covers at least this many multiply-adds (a few microseconds), so that a small product
 // (one row, a narrow layer) stays on the calling thread instead of paying for a hand-off.
 constexpr int64_t kMinTaskMacs = 1 << 16;
-// Rows of A per task when A is tall: a block of A stays in L2 while the panels stream past it.
+// Rows of A per unit when A is tall: a block of A stays in L2 while the panels stream past it.
 constexpr int64_t kRowBlock = 96;
 // Up to this many rows, a unit spans kMaxPanelsPerRowCall panels and the loops take one row at a time
 // (matrix-vector products: a decode step of one or two sequences); more rows share pairs of panels.
