@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <bit>
 #include <cassert>
+#include <cstdint>
 #include <cstdlib>
 #include <utility>
+
+#include <sys/mman.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -101,11 +104,11 @@ absl::StatusOr<PoolBuffer> MemoryPool::allocate(size_t bytes) {
   }
   free_list(evicted);
 
-  void* data = std::aligned_alloc(kAlignment, block);
+  void* data = system_allocate(block);
   if (data == nullptr) {
     // The system is short of memory: what we cache may be what it lacks.
     trim();
-    data = std::aligned_alloc(kAlignment, block);
+    data = system_allocate(block);
   }
   std::lock_guard lock(mutex_);
   if (data == nullptr) {
@@ -146,10 +149,11 @@ void MemoryPool::release_cached(size_t target_cached_bytes) {
 
 void MemoryPool::deallocate(void* data, size_t block_bytes) noexcept {
   std::lock_guard lock(mutex_);
-  // The first bytes of a free block hold its list link; blocks are >= 64 bytes and 64-byte aligned.
+  // The first bytes of a free block hold its list link and class; blocks are >= 64 bytes, 64-byte aligned.
   auto* freed = static_cast<FreeBlock*>(data);
   FreeBlock*& head = cache_[block_bytes];
   freed->next = head;
+  freed->bytes = block_bytes;
   head = freed;
   stats_.in_use_bytes -= block_bytes;
   stats_.cached_bytes += block_bytes;
@@ -176,8 +180,35 @@ MemoryPool::FreeBlock* MemoryPool::unlink_cached_locked(size_t target) {
 void MemoryPool::free_list(FreeBlock* list) {
   while (list != nullptr) {
     FreeBlock* next = list->next;
-    std::free(list);
+    system_free(list, list->bytes);
     list = next;
+  }
+}
+
+void* MemoryPool::system_allocate(size_t block) {
+  if (block < kHugePage) return std::aligned_alloc(kAlignment, block);
+  // Map one huge page more than needed, then unmap what lies before the first 2 MiB border and after the
+  // block's last huge page.
+  const size_t length = round_up(block, kHugePage);
+  void* mapped =
+      ::mmap(nullptr, length + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mapped == MAP_FAILED) return nullptr;
+  const auto start = reinterpret_cast<uintptr_t>(mapped);
+  const uintptr_t aligned = round_up(start, kHugePage);
+  if (aligned > start) ::munmap(mapped, aligned - start);
+  const size_t tail = start + kHugePage - aligned;
+  if (tail > 0) ::munmap(reinterpret_cast<void*>(aligned + length), tail);
+  void* data = reinterpret_cast<void*>(aligned);
+  // Advice only: without THP (or with it off) the block stays in 4 KiB pages and works the same.
+  (void)::madvise(data, length, MADV_HUGEPAGE);
+  return data;
+}
+
+void MemoryPool::system_free(void* data, size_t block) {
+  if (block < kHugePage) {
+    std::free(data);
+  } else {
+    ::munmap(data, round_up(block, kHugePage));
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstring>
@@ -72,6 +73,43 @@ TEST(MemoryPoolTest, BlocksAre64ByteAlignedAndWritable) {
     PoolBuffer b = must_allocate(pool, bytes);
     EXPECT_TRUE(aligned(b.data())) << bytes;
   }
+}
+
+// Blocks of 2 MiB and more are mapped on their own at 2 MiB borders (huge-page candidates): the whole
+// block is writable, cached and handed out again like any other, and trim returns mixed small and huge
+// blocks each the way it came (ASan and the kernel catch a wrong length or a free of a mapping).
+TEST(MemoryPoolTest, HugeBlocksAre2MiBAlignedAndComeAndGoLikeOthers) {
+  MemoryPool pool;
+  const size_t sizes[] = {MemoryPool::kHugePage - 64, MemoryPool::kHugePage, MemoryPool::kHugePage + 1,
+                          (size_t{5} << 20) + 123, size_t{70} << 20};
+  std::vector<void*> first;
+  std::vector<void*> again;
+  for (int round = 0; round < 2; ++round) {
+    std::vector<PoolBuffer> buffers;
+    for (size_t bytes : sizes) {
+      buffers.push_back(must_allocate(pool, bytes));
+      PoolBuffer& b = buffers.back();
+      ASSERT_FALSE(b.empty());
+      const auto address = reinterpret_cast<uintptr_t>(b.data());
+      if (b.block_bytes() >= MemoryPool::kHugePage) {
+        EXPECT_EQ(address % MemoryPool::kHugePage, 0u) << bytes;
+      } else {
+        EXPECT_TRUE(aligned(b.data())) << bytes;
+      }
+      std::memset(b.data(), 0x5A, b.block_bytes());
+      (round == 0 ? first : again).push_back(b.data());
+    }
+  }
+  // The second round took the first round's blocks from the cache (two requests share the 2 MiB class).
+  std::ranges::sort(first);
+  std::ranges::sort(again);
+  EXPECT_EQ(again, first);
+  EXPECT_EQ(pool.stats().in_use_bytes, 0u);
+  EXPECT_GT(pool.stats().cached_bytes, 0u);
+  pool.trim();
+  EXPECT_EQ(pool.stats().cached_bytes, 0u);
+  PoolBuffer fresh = must_allocate(pool, size_t{5} << 20);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(fresh.data()) % MemoryPool::kHugePage, 0u);
 }
 
 TEST(MemoryPoolTest, ZeroBytesGivesAnEmptyBufferAndNoStats) {

@@ -99,6 +99,11 @@ class Allocator {
 // Size classes: up to 256 bytes, multiples of 64; above that, each power-of-two range (2^k, 2^(k+1)] is
 // split into 4 steps of 2^(k-2); from 64 MiB on, multiples of 2 MiB, so big requests waste little.
 // A request reuses only a cached block of its own class.
+//
+// Blocks of 2 MiB and more (weight panels, KV caches, a long prompt's activations) are mapped on their own,
+// 2 MiB aligned, and advised as transparent huge pages (MADV_HUGEPAGE; the kernel decides, and with THP
+// off they stay 4 KiB pages). A step reads such blocks from end to end: with 4 KiB pages every page is a
+// TLB miss and a restart of the hardware prefetcher, which stops at page borders.
 class MemoryPool final : public Allocator {
  public:
   static constexpr size_t kAlignment = 64;
@@ -124,6 +129,7 @@ class MemoryPool final : public Allocator {
   // giving a block back never allocates.
   struct FreeBlock {
     FreeBlock* next;
+    size_t bytes;  // the block's class, for giving it back to the system
   };
 
   void release_cached(size_t target_cached_bytes) override;
@@ -132,6 +138,9 @@ class MemoryPool final : public Allocator {
   // unlinked blocks as one list so the caller frees them after dropping the lock.
   FreeBlock* unlink_cached_locked(size_t target);
   static void free_list(FreeBlock* list);
+  // A block of `block` bytes from the system (nullptr when it has none), and its return.
+  static void* system_allocate(size_t block);
+  static void system_free(void* data, size_t block);
 
   mutable std::mutex mutex_;
   std::map<size_t, FreeBlock*> cache_;  // class bytes -> non-empty list
