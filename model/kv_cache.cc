@@ -69,13 +69,28 @@ absl::StatusOr<DilatedKvCache> DilatedKvCache::create(int64_t layers, int64_t he
   for (const auto& b : branches)
     cache.capacities_.push_back(branch_capacity(b, max_positions));
   cache.slots_.resize(static_cast<size_t>(layers * cache.num_branches_));
+  // One block for the whole cache, every slot's keys and values a view of it: one allocation per
+  // sequence, charged what admission reserved (bytes_for), and big enough for huge pages (memory_pool.h).
+  const int64_t total_floats =
+      static_cast<int64_t>(bytes_for(layers, heads, head_dim, branches, max_positions) / sizeof(float));
+  const int64_t block_shape[] = {total_floats};
+  absl::StatusOr<Tensor> block = Tensor::empty(block_shape, DType::kF32, allocator);
+  if (!block.ok()) return block.status();
+  int64_t offset = 0;
+  const auto carve = [&](int64_t capacity) -> absl::StatusOr<Tensor> {
+    const int64_t floats = heads * capacity * head_dim;
+    absl::StatusOr<Tensor> part = block->slice(0, offset, offset + floats);
+    offset += floats;
+    if (!part.ok()) return part.status();
+    const int64_t shape[] = {heads, capacity, head_dim};
+    return part->reshape(shape);
+  };
   for (int64_t l = 0; l < layers; ++l) {
     for (int64_t b = 0; b < cache.num_branches_; ++b) {
       BranchKv& slot = cache.at(l, b);
-      const int64_t shape[] = {heads, cache.capacities_[b], head_dim};
-      absl::StatusOr<Tensor> k = Tensor::empty(shape, DType::kF32, allocator);
+      absl::StatusOr<Tensor> k = carve(cache.capacities_[b]);
       if (!k.ok()) return k.status();
-      absl::StatusOr<Tensor> v = Tensor::empty(shape, DType::kF32, allocator);
+      absl::StatusOr<Tensor> v = carve(cache.capacities_[b]);
       if (!v.ok()) return v.status();
       slot.keys = *std::move(k);
       slot.values = *std::move(v);
