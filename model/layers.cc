@@ -28,7 +28,8 @@ Linear Linear::from(const ModelWeights& weights, const std::string& prefix, bool
 }
 
 void Linear::forward(int64_t rows, const float* x, int64_t x_stride, float* y, int64_t y_stride,
-                     kernels::ThreadPool& pool, Output output) const {
+                     kernels::ThreadPool& pool, Output output,
+                     std::optional<kernels::Activation> activation) const {
   if (rows == 0) return;
   kernels::MatmulPanelsShape shape;
   shape.m = rows;
@@ -37,7 +38,7 @@ void Linear::forward(int64_t rows, const float* x, int64_t x_stride, float* y, i
   shape.lda = x_stride;
   shape.ldc = y_stride;
   shape.accumulate = output == Output::kAccumulate;
-  kernels::cpu::matmul_panels(shape, x, panels, y, pool, bias);
+  kernels::cpu::matmul_panels(shape, x, panels, y, pool, bias, activation);
 }
 
 Norm Norm::from(const ModelWeights& weights, const std::string& prefix, double eps) {
@@ -83,8 +84,7 @@ absl::Status FeedForward::add_to(const ExecContext& ctx, int64_t rows, float* x)
   if (!hidden.ok()) return hidden.status();
   float* h = hidden->data<float>();
   norm.forward(rows, x, e, normed->data<float>(), e, *ctx.pool);
-  fc1.forward(rows, normed->data<float>(), e, h, f, *ctx.pool);
-  kernels::cpu::activation(activation, h, rows * f, *ctx.pool);
+  fc1.forward(rows, normed->data<float>(), e, h, f, *ctx.pool, Linear::Output::kOverwrite, activation);
   if (inner_norm) inner_norm->forward(rows, h, f, h, f, *ctx.pool);
   fc2.forward(rows, h, f, x, e, *ctx.pool, Linear::Output::kAccumulate);  // the residual add
   return absl::OkStatus();

@@ -18,21 +18,22 @@ void relu(float* x, int64_t n) {
 
 }  // namespace
 
+void activation_inline(Activation act, float* x, int64_t n) {
+  if (n <= 0) return;
+  if (act == Activation::kRelu) {
+    relu(x, n);
+  } else if (has_avx2_fma()) {
+    avx2::gelu(x, n);
+  } else {
+    reference::activation(act, x, n);  // portable path: std::erfc in double
+  }
+}
+
 void activation(Activation act, float* x, int64_t n, ThreadPool& pool) {
   if (n <= 0) return;
-  const bool simd = has_avx2_fma();
   // Treat the array as rows of one element so parallel_rows hands out blocks of ~16K elements.
-  parallel_rows(pool, n, 1, [&](int64_t begin, int64_t end) {
-    float* block = x + begin;
-    const int64_t count = end - begin;
-    if (act == Activation::kRelu) {
-      relu(block, count);
-    } else if (simd) {
-      avx2::gelu(block, count);
-    } else {
-      reference::activation(act, block, count);  // portable path: std::erfc in double
-    }
-  });
+  parallel_rows(pool, n, 1,
+                [&](int64_t begin, int64_t end) { activation_inline(act, x + begin, end - begin); });
 }
 
 }  // namespace longnet::kernels::cpu

@@ -105,9 +105,15 @@ void pack_panels(const float* w, int64_t n, int64_t k, int64_t ldw, float* panel
 namespace cpu {
 
 void matmul_panels(const MatmulPanelsShape& s, const float* a, const float* panels, float* c,
-                   ThreadPool& pool, const float* bias) {
+                   ThreadPool& pool, const float* bias, std::optional<Activation> activation) {
   assert(validate_matmul_panels(s).ok());
   if (s.m == 0 || s.n == 0) return;
+  // The epilogue of an m x n block of C.
+  const auto activate = [&](float* block_c, int64_t rows, int64_t cols) {
+    if (!activation) return;
+    for (int64_t i = 0; i < rows; ++i)
+      activation_inline(*activation, block_c + i * s.ldc, cols);
+  };
   if (s.k == 0) {
     if (bias != nullptr) {
       add_bias(bias, s.m, s.n, c, s.ldc, s.accumulate);
@@ -115,6 +121,7 @@ void matmul_panels(const MatmulPanelsShape& s, const float* a, const float* pane
       for (int64_t i = 0; i < s.m; ++i)
         std::fill_n(c + i * s.ldc, s.n, 0.0f);
     }
+    activate(c, s.m, s.n);
     return;
   }
   // Units of work: (a block of rows of A) x (a group of panels: a pair, or 8 for a few rows).
@@ -139,6 +146,7 @@ void matmul_panels(const MatmulPanelsShape& s, const float* a, const float* pane
     if (bias != nullptr) add_bias(bias + col0, rows, cols, block_c, s.ldc, s.accumulate);
     fn(a + row0 * s.lda, rows, s.lda, panels + col0 * s.k, s.k, count, block_c, s.ldc, cols,
        s.accumulate || bias != nullptr, next);
+    activate(block_c, rows, cols);
   };
   // Each thread owns an equal run of consecutive units and takes them front to back (each unit prefetches
   // the next one's panels); a thread done with its own run takes units one at a time from the back of the

@@ -224,6 +224,35 @@ TEST(MatmulPanels, BiasIsAddedBeforeTheProduct) {
   }
 }
 
+// The activation epilogue applies the element-wise function to each finished block of C: the same bits as
+// the product followed by a pass of cpu::activation over C (gaps between rows of C untouched).
+TEST(MatmulPanels, ActivationEpilogueEqualsASeparatePass) {
+  std::mt19937 rng(12);
+  ThreadPool one(1);
+  ThreadPool three(3);
+  for (auto [m, n, k] :
+       {std::tuple{1, 259, 64}, std::tuple{32, 100, 48}, std::tuple{200, 70, 24}, std::tuple{5, 33, 0}}) {
+    for (Activation act : {Activation::kGelu, Activation::kRelu}) {
+      for (bool with_bias : {false, true}) {
+        const Problem p = problem_of(m, n, k, /*accumulate=*/with_bias, rng);
+        const std::vector<float> bias = random_vector(n, rng);
+        const float* b = with_bias ? bias.data() : nullptr;
+        std::vector<float> want = p.c;
+        matmul_panels(p.s, p.a.data(), p.panels.data(), want.data(), one, b);
+        for (int64_t i = 0; i < m; ++i)
+          activation(act, want.data() + i * p.s.ldc, n, one);
+        for (ThreadPool* pool : {&one, &three}) {
+          std::vector<float> got = p.c;
+          matmul_panels(p.s, p.a.data(), p.panels.data(), got.data(), *pool, b, act);
+          EXPECT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
+              << m << "x" << n << "x" << k << (act == Activation::kGelu ? " gelu" : " relu") << " bias "
+              << with_bias << " threads " << pool->num_threads();
+        }
+      }
+    }
+  }
+}
+
 // Threads that finish their own run of units take the others' from the back: with many tiny units and
 // three threads racing for them, every unit is still computed exactly once (the same bits as one thread).
 TEST(MatmulPanels, StolenUnitsAreComputedOnce) {

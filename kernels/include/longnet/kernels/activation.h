@@ -11,6 +11,8 @@ enum class Activation { kGelu, kRelu };  // gelu is the exact erf form: x * 0.5 
 
 namespace cpu {
 void activation(Activation act, float* x, int64_t n, ThreadPool& pool);
+// The same on the calling thread, for a block that is already one task's (a product's epilogue).
+void activation_inline(Activation act, float* x, int64_t n);
 }  // namespace cpu
 
 namespace reference {

@@ -1,8 +1,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "absl/status/status.h"
+#include "longnet/kernels/activation.h"
 #include "longnet/kernels/thread_pool.h"
 
 // Row-major single-precision matrix products: C = alpha * op(A) op(B) + beta * C, with op(A) M x K,
@@ -88,8 +90,11 @@ void gemv(const GemvShape& shape, const float* a, const float* x, float* y);
 // with no reduction across lanes. Every element of C is one running sum over k in order, so the result
 // does not depend on m, on the other rows, or on the thread count: a sequence's logits are the same bits
 // whatever else shares its batch.
+// With an activation, each block of C gets it as soon as its sums are done (while in cache), where a pass
+// of cpu::activation afterwards would read all of C again: the same function per element, so the same bits.
 void matmul_panels(const MatmulPanelsShape& shape, const float* a, const float* panels, float* c,
-                   ThreadPool& pool, const float* bias = nullptr);
+                   ThreadPool& pool, const float* bias = nullptr,
+                   std::optional<Activation> activation = std::nullopt);
 }  // namespace cpu
 
 namespace reference {

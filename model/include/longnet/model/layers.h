@@ -40,9 +40,11 @@ struct Linear {
   enum class Output { kOverwrite, kAccumulate };
 
   static Linear from(const ModelWeights& weights, const std::string& prefix, bool has_bias = true);
-  // Runs on kernels::cpu::matmul_panels over `pool`, one row (a matrix-vector product) included.
+  // Runs on kernels::cpu::matmul_panels over `pool`, one row (a matrix-vector product) included; with an
+  // activation, y gets it block by block inside the product.
   void forward(int64_t rows, const float* x, int64_t x_stride, float* y, int64_t y_stride,
-               kernels::ThreadPool& pool, Output output = Output::kOverwrite) const;
+               kernels::ThreadPool& pool, Output output = Output::kOverwrite,
+               std::optional<kernels::Activation> activation = std::nullopt) const;
 };
 
 struct Norm {
