@@ -192,14 +192,17 @@ INSTANTIATE_TEST_SUITE_P(Isas, MatmulPanelLoops, ::testing::Values(Isa::kGeneric
                                                                : "avx512";
                          });
 
+// Shapes for the fused steps (bias, activation): a row alone, a decode batch, a tall A, and k = 0.
+constexpr std::tuple<int64_t, int64_t, int64_t> kFusedShapes[] = {
+    {1, 259, 64}, {32, 100, 48}, {200, 70, 24}, {5, 33, 0}};
+
 // A bias is added to every row before the product accumulates: the same bits as writing it into C (or
 // adding it to C) and then accumulating the product, for any thread count, and alone when k is 0.
 TEST(MatmulPanels, BiasIsAddedBeforeTheProduct) {
   std::mt19937 rng(11);
   ThreadPool one(1);
   ThreadPool three(3);
-  for (auto [m, n, k] :
-       {std::tuple{1, 259, 64}, std::tuple{32, 100, 48}, std::tuple{200, 70, 24}, std::tuple{5, 33, 0}}) {
+  for (auto [m, n, k] : kFusedShapes) {
     for (bool accumulate : {false, true}) {
       const Problem p = problem_of(m, n, k, accumulate, rng);
       const std::vector<float> bias = random_vector(n, rng);
@@ -230,8 +233,7 @@ TEST(MatmulPanels, ActivationEpilogueEqualsASeparatePass) {
   std::mt19937 rng(12);
   ThreadPool one(1);
   ThreadPool three(3);
-  for (auto [m, n, k] :
-       {std::tuple{1, 259, 64}, std::tuple{32, 100, 48}, std::tuple{200, 70, 24}, std::tuple{5, 33, 0}}) {
+  for (auto [m, n, k] : kFusedShapes) {
     for (Activation act : {Activation::kGelu, Activation::kRelu}) {
       for (bool with_bias : {false, true}) {
         const Problem p = problem_of(m, n, k, /*accumulate=*/with_bias, rng);
