@@ -107,14 +107,20 @@ void BM_LinearBlas(benchmark::State& state) {
   run_gemm(state, state.range(0), state.range(1), state.range(2), true);
 }
 
-void BM_LinearPanels(benchmark::State& state) {
-  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+// A dense m x k by (n x k)^T product on matmul_panels, as a Linear layer runs it.
+MatmulPanelsShape dense_panels_shape(int64_t m, int64_t n, int64_t k) {
   MatmulPanelsShape s;
   s.m = m;
   s.n = n;
   s.k = k;
   s.lda = k;
   s.ldc = n;
+  return s;
+}
+
+void BM_LinearPanels(benchmark::State& state) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const MatmulPanelsShape s = dense_panels_shape(m, n, k);
   ThreadPool pool;
   // W as time_product makes it (filled(k * n, 2)), packed once before the timed loop, as at model load.
   const std::vector<float> w = filled(k * n, 2);
@@ -136,6 +142,45 @@ void decode_shapes(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(BM_LinearBlas)->Apply(decode_shapes);
 BENCHMARK(BM_LinearPanels)->Apply(decode_shapes);
+
+// An attention layer's q, k and v projections (3 x out x in, one input of `rows` rows) as three
+// matmul_panels calls (together = 0) or one matmul_panels_together (1): the threads meet once instead of
+// three times. GFLOP/s of all three.
+void BM_QkvPanels(benchmark::State& state) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const bool together = state.range(3) != 0;
+  const MatmulPanelsShape s = dense_panels_shape(m, n, k);
+  ThreadPool pool;
+  std::vector<std::vector<float>> panels;
+  for (int64_t i = 0; i < 3; ++i) {
+    const std::vector<float> w = filled(k * n, 2 + i);
+    panels.emplace_back(static_cast<size_t>(panel_floats(n, k)));
+    pack_panels(w.data(), n, k, k, panels.back().data());
+  }
+  time_product(state, m, 3 * n, k, [&](const float* a, const float* /*w*/, float* c) {
+    if (together) {
+      cpu::MatmulPanelsJob jobs[3];
+      for (int64_t i = 0; i < 3; ++i) {
+        cpu::MatmulPanelsJob& job = jobs[i];
+        job.shape = s;
+        job.a = a;
+        job.panels = panels[static_cast<size_t>(i)].data();
+        job.c = c + i * m * n;
+      }
+      cpu::matmul_panels_together(jobs, pool);
+    } else {
+      for (int64_t i = 0; i < 3; ++i)
+        cpu::matmul_panels(s, a, panels[static_cast<size_t>(i)].data(), c + i * m * n, pool);
+    }
+  });
+}
+BENCHMARK(BM_QkvPanels)
+    ->ArgNames({"rows", "out", "in", "together"})
+    ->Args({32, 768, 768, 0})
+    ->Args({32, 768, 768, 1})
+    ->Args({8, 768, 768, 0})
+    ->Args({8, 768, 768, 1})
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace longnet::kernels

@@ -30,15 +30,26 @@ Linear Linear::from(const ModelWeights& weights, const std::string& prefix, bool
 void Linear::forward(int64_t rows, const float* x, int64_t x_stride, float* y, int64_t y_stride,
                      kernels::ThreadPool& pool, Output output,
                      std::optional<kernels::Activation> activation) const {
-  if (rows == 0) return;
-  kernels::MatmulPanelsShape shape;
-  shape.m = rows;
-  shape.n = out_features;
-  shape.k = in_features;
-  shape.lda = x_stride;
-  shape.ldc = y_stride;
-  shape.accumulate = output == Output::kAccumulate;
-  kernels::cpu::matmul_panels(shape, x, panels, y, pool, bias, activation);
+  const kernels::cpu::MatmulPanelsJob product = job(rows, x, x_stride, y, y_stride, output, activation);
+  kernels::cpu::matmul_panels_together({&product, 1}, pool);
+}
+
+kernels::cpu::MatmulPanelsJob Linear::job(int64_t rows, const float* x, int64_t x_stride, float* y,
+                                          int64_t y_stride, Output output,
+                                          std::optional<kernels::Activation> activation) const {
+  kernels::cpu::MatmulPanelsJob j;
+  j.shape.m = rows;
+  j.shape.n = out_features;
+  j.shape.k = in_features;
+  j.shape.lda = x_stride;
+  j.shape.ldc = y_stride;
+  j.shape.accumulate = output == Output::kAccumulate;
+  j.a = x;
+  j.panels = panels;
+  j.c = y;
+  j.bias = bias;
+  j.activation = activation;
+  return j;
 }
 
 Norm Norm::from(const ModelWeights& weights, const std::string& prefix, double eps) {

@@ -104,61 +104,105 @@ void pack_panels(const float* w, int64_t n, int64_t k, int64_t ldw, float* panel
 
 namespace cpu {
 
+namespace {
+
+// How one product is cut into units: (a block of rows of A) x (a group of panels: a pair, or 8 for a few
+// rows).
+struct UnitPlan {
+  int64_t group_cols = 0;
+  int64_t groups = 0;
+  int64_t block = 0;
+  int64_t units = 0;
+  int64_t unit_macs = 0;
+};
+
+UnitPlan plan_units(const MatmulPanelsShape& s) {
+  UnitPlan p;
+  const int64_t group = s.m <= kFewRows ? kMaxPanelsPerRowCall : 2;
+  p.group_cols = group * kPanelWidth;
+  p.groups = (s.n + p.group_cols - 1) / p.group_cols;
+  p.block = std::min(s.m, kRowBlock);
+  p.units = p.groups * ((s.m + p.block - 1) / p.block);
+  p.unit_macs = p.block * s.k * p.group_cols;
+  return p;
+}
+
+// The epilogue of a rows x cols block of C.
+void activate(const MatmulPanelsJob& job, float* block_c, int64_t rows, int64_t cols) {
+  if (!job.activation) return;
+  for (int64_t i = 0; i < rows; ++i)
+    activation_inline(*job.activation, block_c + i * job.shape.ldc, cols);
+}
+
+// A product with k = 0: C = bias or 0 (or unchanged when accumulating), then the activation.
+void empty_product(const MatmulPanelsJob& job) {
+  const MatmulPanelsShape& s = job.shape;
+  if (job.bias != nullptr) {
+    add_bias(job.bias, s.m, s.n, job.c, s.ldc, s.accumulate);
+  } else if (!s.accumulate) {
+    for (int64_t i = 0; i < s.m; ++i)
+      std::fill_n(job.c + i * s.ldc, s.n, 0.0f);
+  }
+  activate(job, job.c, s.m, s.n);
+}
+
+void run_unit(const MatmulPanelsJob& job, const UnitPlan& plan, int64_t unit, MatmulPanelsFn fn) {
+  const MatmulPanelsShape& s = job.shape;
+  const int64_t row0 = unit / plan.groups * plan.block;
+  const int64_t col0 = unit % plan.groups * plan.group_cols;
+  const int64_t rows = std::min(plan.block, s.m - row0);
+  const int64_t cols = std::min(plan.group_cols, s.n - col0);
+  const auto count = static_cast<int>((cols + kPanelWidth - 1) / kPanelWidth);
+  // The next unit's panels follow these in memory, unless this is the last group of a row block.
+  const float* next = col0 + plan.group_cols < s.n ? job.panels + (col0 + plan.group_cols) * s.k : nullptr;
+  // The bias goes into this unit's block of C just before the loops accumulate onto it (in cache).
+  float* block_c = job.c + row0 * s.ldc + col0;
+  if (job.bias != nullptr) add_bias(job.bias + col0, rows, cols, block_c, s.ldc, s.accumulate);
+  fn(job.a + row0 * s.lda, rows, s.lda, job.panels + col0 * s.k, s.k, count, block_c, s.ldc, cols,
+     s.accumulate || job.bias != nullptr, next);
+  activate(job, block_c, rows, cols);
+}
+
+}  // namespace
+
 void matmul_panels(const MatmulPanelsShape& s, const float* a, const float* panels, float* c,
                    ThreadPool& pool, const float* bias, std::optional<Activation> activation) {
-  assert(validate_matmul_panels(s).ok());
-  if (s.m == 0 || s.n == 0) return;
-  // The epilogue of an m x n block of C.
-  const auto activate = [&](float* block_c, int64_t rows, int64_t cols) {
-    if (!activation) return;
-    for (int64_t i = 0; i < rows; ++i)
-      activation_inline(*activation, block_c + i * s.ldc, cols);
-  };
-  if (s.k == 0) {
-    if (bias != nullptr) {
-      add_bias(bias, s.m, s.n, c, s.ldc, s.accumulate);
-    } else if (!s.accumulate) {
-      for (int64_t i = 0; i < s.m; ++i)
-        std::fill_n(c + i * s.ldc, s.n, 0.0f);
-    }
-    activate(c, s.m, s.n);
-    return;
+  const MatmulPanelsJob job{s, a, panels, c, bias, activation};
+  matmul_panels_together({&job, 1}, pool);
+}
+
+void matmul_panels_together(std::span<const MatmulPanelsJob> jobs, ThreadPool& pool) {
+  // The units of all products in one sequence: product j's are [first[j], first[j + 1]).
+  std::vector<UnitPlan> plans;
+  std::vector<int64_t> first = {0};
+  int64_t macs = 0;
+  for (const MatmulPanelsJob& job : jobs) {
+    assert(validate_matmul_panels(job.shape).ok());
+    const bool empty = job.shape.m == 0 || job.shape.n == 0;
+    if (!empty && job.shape.k == 0) empty_product(job);
+    plans.push_back(empty || job.shape.k == 0 ? UnitPlan{} : plan_units(job.shape));
+    first.push_back(first.back() + plans.back().units);
+    macs += plans.back().units * plans.back().unit_macs;
   }
-  // Units of work: (a block of rows of A) x (a group of panels: a pair, or 8 for a few rows).
-  const int64_t group = s.m <= kFewRows ? kMaxPanelsPerRowCall : 2;
-  const int64_t group_cols = group * kPanelWidth;
-  const int64_t groups = (s.n + group_cols - 1) / group_cols;
-  const int64_t block = std::min(s.m, kRowBlock);
-  const int64_t blocks = (s.m + block - 1) / block;
-  const int64_t units = groups * blocks;
-  const int64_t unit_macs = block * s.k * group_cols;
+  const int64_t units = first.back();
+  if (units == 0) return;
   const MatmulPanelsFn fn = panels_fn();
-  const auto run_unit = [&](int64_t unit) {
-    const int64_t row0 = unit / groups * block;
-    const int64_t col0 = unit % groups * group_cols;
-    const int64_t rows = std::min(block, s.m - row0);
-    const int64_t cols = std::min(group_cols, s.n - col0);
-    const auto count = static_cast<int>((cols + kPanelWidth - 1) / kPanelWidth);
-    // The next unit's panels follow these in memory, unless this is the last group of a row block.
-    const float* next = col0 + group_cols < s.n ? panels + (col0 + group_cols) * s.k : nullptr;
-    // The bias goes into this unit's block of C just before the loops accumulate onto it (in cache).
-    float* block_c = c + row0 * s.ldc + col0;
-    if (bias != nullptr) add_bias(bias + col0, rows, cols, block_c, s.ldc, s.accumulate);
-    fn(a + row0 * s.lda, rows, s.lda, panels + col0 * s.k, s.k, count, block_c, s.ldc, cols,
-       s.accumulate || bias != nullptr, next);
-    activate(block_c, rows, cols);
+  const auto run = [&](int64_t unit) {
+    size_t j = 0;
+    while (unit >= first[j + 1])
+      ++j;
+    run_unit(jobs[j], plans[j], unit - first[j], fn);
   };
   // Each thread owns an equal run of consecutive units and takes them front to back (each unit prefetches
   // the next one's panels); a thread done with its own run takes units one at a time from the back of the
-  // others', so the threads finish within about one unit of each other. Threads: no more than the units
-  // of at least kMinTaskMacs allow (one: the product runs on the caller).
-  const int64_t min_units = (kMinTaskMacs + unit_macs - 1) / unit_macs;
-  const int64_t threads = std::clamp<int64_t>(units / min_units, 1, pool.num_threads());
+  // others', so the threads finish within about one unit of each other. Threads: no more than the units,
+  // nor more than shares of at least kMinTaskMacs (one: the products run on the caller).
+  const int64_t threads = std::clamp<int64_t>(std::min(units, macs / kMinTaskMacs), 1, pool.num_threads());
   // (A UnitRun holds unit indices in 32 bits: 2^32 units of 96 rows x 32 columns is a product far beyond
   // any memory.)
   if (threads == 1 || units > INT32_MAX) {
     for (int64_t unit = 0; unit < units; ++unit)
-      run_unit(unit);
+      run(unit);
     return;
   }
   std::vector<UnitRun> runs(static_cast<size_t>(threads));
@@ -167,11 +211,11 @@ void matmul_panels(const MatmulPanelsShape& s, const float* a, const float* pane
   pool.parallel_for(threads, [&](int64_t task, int /*thread*/) {
     for (int64_t unit = runs[static_cast<size_t>(task)].take_front(); unit >= 0;
          unit = runs[static_cast<size_t>(task)].take_front())
-      run_unit(unit);
+      run(unit);
     for (int64_t other = 1; other < threads; ++other) {
       UnitRun& victim = runs[static_cast<size_t>((task + other) % threads)];
       for (int64_t unit = victim.take_back(); unit >= 0; unit = victim.take_back())
-        run_unit(unit);
+        run(unit);
     }
   });
 }

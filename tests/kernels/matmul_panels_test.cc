@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <string>
 #include <tuple>
@@ -250,6 +251,48 @@ TEST(MatmulPanels, ActivationEpilogueEqualsASeparatePass) {
               << m << "x" << n << "x" << k << (act == Activation::kGelu ? " gelu" : " relu") << " bias "
               << with_bias << " threads " << pool->num_threads();
         }
+      }
+    }
+  }
+}
+
+// Products run together hand out their units as one sequence; each result is the bits matmul_panels gives
+// it alone, whatever the mix (shared A, bias, accumulate, activation, k = 0, an empty product) and threads.
+TEST(MatmulPanels, ProductsRunTogetherEqualEachAlone) {
+  std::mt19937 rng(13);
+  ThreadPool one(1);
+  ThreadPool three(3);
+  for (int64_t m : {1, 2, 32, 130}) {
+    const int64_t k = 40;
+    std::vector<Problem> problems;
+    problems.push_back(problem_of(m, 100, k, false, rng));
+    problems.push_back(problem_of(m, 48, k, true, rng));
+    problems.push_back(problem_of(m, 33, 0, false, rng));
+    problems.push_back(problem_of(0, 20, k, false, rng));
+    problems[1].a = problems[0].a;  // two products of one input, as q, k and v are
+    const std::vector<float> bias = random_vector(48, rng);
+    std::vector<std::vector<float>> want;
+    std::vector<MatmulPanelsJob> jobs;
+    for (size_t i = 0; i < problems.size(); ++i) {
+      const Problem& p = problems[i];
+      const float* b = i == 1 ? bias.data() : nullptr;
+      const std::optional<Activation> act =
+          i == 0 ? std::optional<Activation>(Activation::kGelu) : std::nullopt;
+      want.push_back(p.c);
+      matmul_panels(p.s, p.a.data(), p.panels.data(), want.back().data(), one, b, act);
+      jobs.push_back({p.s, p.a.data(), p.panels.data(), nullptr, b, act});
+    }
+    for (ThreadPool* pool : {&one, &three}) {
+      std::vector<std::vector<float>> got;
+      got.reserve(problems.size());
+      for (size_t i = 0; i < problems.size(); ++i) {
+        got.push_back(problems[i].c);
+        jobs[i].c = got.back().data();
+      }
+      matmul_panels_together(jobs, *pool);
+      for (size_t i = 0; i < problems.size(); ++i) {
+        EXPECT_EQ(0, std::memcmp(want[i].data(), got[i].data(), want[i].size() * sizeof(float)))
+            << "m " << m << " product " << i << " threads " << pool->num_threads();
       }
     }
   }

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 
 #include "absl/status/status.h"
 #include "longnet/kernels/activation.h"
@@ -95,6 +96,21 @@ void gemv(const GemvShape& shape, const float* a, const float* x, float* y);
 void matmul_panels(const MatmulPanelsShape& shape, const float* a, const float* panels, float* c,
                    ThreadPool& pool, const float* bias = nullptr,
                    std::optional<Activation> activation = std::nullopt);
+
+// One product of matmul_panels_together, with matmul_panels' arguments.
+struct MatmulPanelsJob {
+  MatmulPanelsShape shape;
+  const float* a = nullptr;
+  const float* panels = nullptr;
+  float* c = nullptr;
+  const float* bias = nullptr;
+  std::optional<Activation> activation;
+};
+
+// Independent products (no C is another's A) in one parallel loop: their units are handed out as one
+// sequence, so the threads meet once at the end instead of once per product (an attention layer's q, k
+// and v projections). Each C is the same bits as matmul_panels gives it alone.
+void matmul_panels_together(std::span<const MatmulPanelsJob> jobs, ThreadPool& pool);
 }  // namespace cpu
 
 namespace reference {

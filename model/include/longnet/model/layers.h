@@ -6,6 +6,7 @@
 
 #include "absl/status/statusor.h"
 #include "longnet/kernels/activation.h"
+#include "longnet/kernels/gemm.h"
 #include "longnet/kernels/thread_pool.h"
 #include "longnet/model/memory_pool.h"
 #include "longnet/model/tensor.h"
@@ -45,6 +46,11 @@ struct Linear {
   void forward(int64_t rows, const float* x, int64_t x_stride, float* y, int64_t y_stride,
                kernels::ThreadPool& pool, Output output = Output::kOverwrite,
                std::optional<kernels::Activation> activation = std::nullopt) const;
+  // forward()'s product, for running several Linears in one parallel loop
+  // (kernels::cpu::matmul_panels_together).
+  kernels::cpu::MatmulPanelsJob job(int64_t rows, const float* x, int64_t x_stride, float* y,
+                                    int64_t y_stride, Output output = Output::kOverwrite,
+                                    std::optional<kernels::Activation> activation = std::nullopt) const;
 };
 
 struct Norm {

@@ -80,6 +80,8 @@ class DilatedSelfAttention {
   absl::Status attend_piece(const ExecContext& ctx, BranchKv& kv, int64_t branch, int64_t segment_start,
                             int64_t piece_begin, int64_t piece_rows, const float* q, const float* k,
                             const float* v, float* acc, float* acc_lse) const;
+  void project_qkv(const ExecContext& ctx, int64_t rows, const float* x_normed, float* q, float* k,
+                   float* v) const;
   absl::Status apply_xpos(const ExecContext& ctx, int64_t rows, int64_t first_position, int64_t centre,
                           float* q, float* k) const;
   void recentre_keys(BranchKv& kv, int64_t new_centre) const;
