@@ -291,6 +291,8 @@ TEST(MatmulPanels, ProductsRunTogetherEqualEachAlone) {
       }
       matmul_panels_together(jobs, *pool);
       for (size_t i = 0; i < problems.size(); ++i) {
+        ASSERT_EQ(want[i].size(), got[i].size());
+        if (want[i].empty()) continue;  // the empty product (memcmp must not see its null data)
         EXPECT_EQ(0, std::memcmp(want[i].data(), got[i].data(), want[i].size() * sizeof(float)))
             << "m " << m << " product " << i << " threads " << pool->num_threads();
       }
