@@ -196,8 +196,7 @@ void* MemoryPool::system_allocate(size_t block) {
   const auto start = reinterpret_cast<uintptr_t>(mapped);
   const uintptr_t aligned = round_up(start, kHugePage);
   if (aligned > start) ::munmap(mapped, aligned - start);
-  const size_t tail = start + kHugePage - aligned;
-  if (tail > 0) ::munmap(reinterpret_cast<void*>(aligned + length), tail);
+  ::munmap(reinterpret_cast<void*>(aligned + length), start + kHugePage - aligned);  // never empty
   void* data = reinterpret_cast<void*>(aligned);
   // Advice only: without THP (or with it off) the block stays in 4 KiB pages and works the same.
   (void)::madvise(data, length, MADV_HUGEPAGE);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "cpu/cpu_features.h"
 #include "longnet/kernels/gemm.h"
 
@@ -172,9 +173,10 @@ void matmul_panels(const MatmulPanelsShape& s, const float* a, const float* pane
 }
 
 void matmul_panels_together(std::span<const MatmulPanelsJob> jobs, ThreadPool& pool) {
-  // The units of all products in one sequence: product j's are [first[j], first[j + 1]).
-  std::vector<UnitPlan> plans;
-  std::vector<int64_t> first = {0};
+  // The units of all products in one sequence: product j's are [first[j], first[j + 1]). Inline storage:
+  // this runs for every product of every step, and a handful of products come together at most.
+  absl::InlinedVector<UnitPlan, 4> plans;
+  absl::InlinedVector<int64_t, 5> first = {0};
   int64_t macs = 0;
   for (const MatmulPanelsJob& job : jobs) {
     assert(validate_matmul_panels(job.shape).ok());
